@@ -1,0 +1,76 @@
+import path from 'node:path';
+import pino from 'pino';
+import pg from 'pg';
+import type { Config } from './config.ts';
+import { Database, assertAppRoleIsolated } from './db/database.ts';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.ts';
+import { migrate } from './db/migrate.ts';
+import { AccessTokens, OidcVerifier } from './auth/tokens.ts';
+import { PasswordHasher } from './auth/passwords.ts';
+import { Authenticator } from './auth/context.ts';
+import { EventHub } from './graphql/events.ts';
+import { startHttpServer } from './graphql/server.ts';
+import type { Services } from './services.ts';
+
+export interface RunningApp {
+  url: string;
+  port: number;
+  services: Services;
+  stop(): Promise<void>;
+}
+
+/** The privileged URL: DATABASE_URL, or an embedded PostgreSQL started under DATA_DIR. */
+export async function resolveDatabase(config: Config, log: pino.Logger): Promise<{ url: string; embedded?: EmbeddedDatabase }> {
+  if (config.database.url) return { url: config.database.url };
+  const embedded = await startEmbeddedPostgres(path.join(config.dataDir, 'postgres'), config.database.embeddedPort, (m) => log.debug(m.trim()));
+  log.info({ port: config.database.embeddedPort }, 'embedded PostgreSQL started');
+  return { url: embedded.url, embedded };
+}
+
+/** Starts the whole API: database (embedded or DATABASE_URL), migrations, keys, HTTP + WebSocket on one port. */
+export async function startApp(config: Config, opts: { migrate?: boolean; log?: pino.Logger } = {}): Promise<RunningApp> {
+  const log = opts.log ?? pino({ level: config.logLevel });
+  const { url, embedded } = await resolveDatabase(config, log);
+  const cleanup: Array<() => Promise<unknown>> = [];
+  try {
+    if (opts.migrate !== false) await migrate(url, (m) => log.debug(m));
+    const ownerPool = new pg.Pool({ connectionString: url, max: 2 });
+    cleanup.push(() => ownerPool.end());
+    const tokens = await AccessTokens.load(ownerPool, {
+      issuer: config.auth.issuer,
+      audience: config.auth.audience,
+      ttlSeconds: config.auth.accessTokenTtl,
+    });
+    const db = new Database(config.database.appUrl ?? url, config.database.poolSize, config.database.appRole);
+    cleanup.push(() => db.close());
+    await assertAppRoleIsolated(db);
+    const events = new EventHub(url, log);
+    cleanup.push(() => events.close());
+    await events.start();
+    const services: Services = {
+      config,
+      db,
+      tokens,
+      passwords: new PasswordHasher(config.auth.argon2),
+      authenticator: new Authenticator(tokens, db, config.auth.oidc ? new OidcVerifier(config.auth.oidc) : undefined),
+      events,
+      log,
+    };
+    const server = await startHttpServer(services, config.port, config.host);
+    cleanup.unshift(() => server.close());
+    const host = config.host === '0.0.0.0' ? 'localhost' : config.host;
+    return {
+      url: `http://${host}:${server.port}/graphql`,
+      port: server.port,
+      services,
+      async stop() {
+        for (const step of cleanup) await step().catch((err) => log.warn({ err }, 'shutdown step failed'));
+        await embedded?.stop();
+      },
+    };
+  } catch (e) {
+    for (const step of cleanup) await step().catch(() => undefined);
+    await embedded?.stop();
+    throw e;
+  }
+}

@@ -1,0 +1,52 @@
+import type { Database } from '../db/database.ts';
+import { unauthenticated, translateDatabaseError } from '../graphql/errors.ts';
+import type { AccessTokens, OidcVerifier } from './tokens.ts';
+
+/** Who is asking, as established from the request's credentials. */
+export interface Principal {
+  userId: string | null;
+  /** Raw X-Tenant value (slug or tenant uuid) narrowing this request, if any. */
+  tenant: string | null;
+}
+
+export class Authenticator {
+  /** (issuer, sub) → user id: a user is created on the first request of an OIDC identity, then cached here. */
+  private readonly oidcUsers = new Map<string, string>();
+
+  constructor(
+    private readonly tokens: AccessTokens,
+    private readonly db: Database,
+    private readonly oidc?: OidcVerifier,
+  ) {}
+
+  /** Resolves an Authorization header value to a user id (null when absent). Any failure → UNAUTHENTICATED. */
+  async userFromAuthorization(header: string | undefined | null): Promise<string | null> {
+    if (!header) return null;
+    const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
+    if (!match) throw unauthenticated();
+    const token = match[1]!;
+    try {
+      if (this.oidc && this.tokens.issuerOf(token) === this.oidc.issuer) return await this.oidcUser(token);
+      return (await this.tokens.verify(token)).sub!;
+    } catch (e) {
+      if ((e as { extensions?: { code?: string } }).extensions?.code === 'CONFLICT') throw e;
+      throw unauthenticated();
+    }
+  }
+
+  private async oidcUser(token: string) {
+    const claims = await this.oidc!.verify(token);
+    const key = `${claims.issuer}\u0000${claims.subject}`;
+    const cached = this.oidcUsers.get(key);
+    if (cached) return cached;
+    const userId = await this.db
+      .withContext({}, async (tx) => {
+        const rows = await tx.$queryRaw<{ id: string }[]>`
+          select app.upsert_oidc_user(${claims.issuer}, ${claims.subject}, ${claims.email}, ${claims.emailVerified}, ${claims.name}) as id`;
+        return rows[0]!.id;
+      })
+      .catch((e) => translateDatabaseError(e));
+    this.oidcUsers.set(key, userId);
+    return userId;
+  }
+}

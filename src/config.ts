@@ -1,0 +1,73 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/** One typed, validated configuration object, read from the environment once. */
+const Env = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  HOST: z.string().default('0.0.0.0'),
+  /** Privileged URL: runs migrations and owns the schema. Unset → an embedded PostgreSQL 18 under DATA_DIR. */
+  DATABASE_URL: z.string().url().optional(),
+  /** Optional separate URL for request connections (as the app role). Defaults to DATABASE_URL. */
+  APP_DATABASE_URL: z.string().url().optional(),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(10),
+  DATA_DIR: z.string().default('.data'),
+  EMBEDDED_PG_PORT: z.coerce.number().int().min(0).max(65535).default(54329),
+  /** Issuer and audience of our own access tokens. */
+  JWT_ISSUER: z.string().default('tenantplane'),
+  JWT_AUDIENCE: z.string().default('tenantplane-api'),
+  ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86400).default(900),
+  REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(300).default(30 * 86400),
+  INVITATION_TTL_SECONDS: z.coerce.number().int().min(60).default(7 * 86400),
+  /** External OIDC issuer (e.g. Keycloak realm URL). JWKS from OIDC_JWKS_URI or the issuer's discovery document. */
+  OIDC_ISSUER: z.string().url().optional(),
+  OIDC_AUDIENCE: z.string().optional(),
+  OIDC_JWKS_URI: z.string().url().optional(),
+  /** Argon2id cost; the defaults follow OWASP's recommendation (19 MiB, t=2). */
+  ARGON2_MEMORY_KIB: z.coerce.number().int().min(1024).default(19456),
+  ARGON2_TIME_COST: z.coerce.number().int().min(1).default(2),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = ReturnType<typeof loadConfig>;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
+  const parsed = Env.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  return {
+    env: e.NODE_ENV,
+    production: e.NODE_ENV === 'production',
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: path.resolve(e.DATA_DIR),
+    database: {
+      url: e.DATABASE_URL,
+      appUrl: e.APP_DATABASE_URL,
+      poolSize: e.DATABASE_POOL_SIZE,
+      embeddedPort: e.EMBEDDED_PG_PORT,
+      appRole: 'tenantplane_app',
+    },
+    auth: {
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      accessTokenTtl: e.ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokenTtl: e.REFRESH_TOKEN_TTL_SECONDS,
+      invitationTtl: e.INVITATION_TTL_SECONDS,
+      argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST },
+      oidc: e.OIDC_ISSUER ? { issuer: e.OIDC_ISSUER, audience: e.OIDC_AUDIENCE, jwksUri: e.OIDC_JWKS_URI } : undefined,
+    },
+    logLevel: e.LOG_LEVEL,
+  };
+}
+
+/** pg-boss 12 and our own code need Node 24 (pinned as a devDependency); refuse to start on anything older. */
+export function assertNodeVersion() {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < 24) {
+    throw new Error(`Tenantplane needs Node.js 24 or later (running ${process.version}); run it through npm scripts, which use the pinned node@24.`);
+  }
+}

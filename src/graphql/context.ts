@@ -1,0 +1,19 @@
+import type { Tx } from '../db/database.ts';
+import type { Services } from '../services.ts';
+
+/** The GraphQL context of one request (HTTP) or one subscription operation (WebSocket). */
+export interface Context {
+  requestId: string;
+  userId: string | null;
+  tenant: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  /**
+   * The request's transaction (app role, app.* set). Pothos' Prisma plugin reads it. For subscriptions it is
+   * replaced by a fresh transaction for each event.
+   */
+  db: Tx;
+  services: Services;
+  /** Work to run after the request's transaction rolled back (e.g. recording a failed mutation in the audit log). */
+  afterRollback: Array<() => Promise<void>>;
+}

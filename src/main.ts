@@ -1,0 +1,56 @@
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { assertNodeVersion, loadConfig } from './config.ts';
+
+/** CLI entry: serve (default) | migrate | admin:create | schema:print */
+async function main() {
+  assertNodeVersion();
+  const [command = 'serve', ...rest] = process.argv.slice(2);
+  const config = loadConfig();
+  const log = pino({ level: config.logLevel });
+  switch (command) {
+    case 'serve': {
+      const { startApp } = await import('./app.ts');
+      const app = await startApp(config, { log });
+      log.info(`Tenantplane API listening on ${app.url} (graphql-ws on the same URL)`);
+      let stopping = false;
+      const stop = async (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ signal }, 'shutting down');
+        await app.stop();
+        process.exit(0);
+      };
+      process.on('SIGINT', () => void stop('SIGINT'));
+      process.on('SIGTERM', () => void stop('SIGTERM'));
+      return;
+    }
+    case 'migrate': {
+      const { resolveDatabase } = await import('./app.ts');
+      const { migrate } = await import('./db/migrate.ts');
+      const { url, embedded } = await resolveDatabase(config, log);
+      await migrate(url, (m) => log.info(m));
+      await embedded?.stop();
+      log.info('migrations applied');
+      return;
+    }
+    case 'admin:create': {
+      const { values } = parseArgs({ args: rest, options: { email: { type: 'string' }, name: { type: 'string' } } });
+      const { createSuperadmin } = await import('./modules/identity/admin.ts');
+      await createSuperadmin(config, log, values.email, values.name);
+      return;
+    }
+    case 'schema:print': {
+      const { printSchemaFile } = await import('./graphql/print.ts');
+      await printSchemaFile();
+      return;
+    }
+    default:
+      throw new Error(`unknown command "${command}": use serve, migrate, admin:create or schema:print`);
+  }
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});

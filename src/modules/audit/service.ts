@@ -1,0 +1,51 @@
+import type { Context } from '../../graphql/context.ts';
+import type { Tx } from '../../db/database.ts';
+
+export interface AuditEntry {
+  tenantId: string;
+  action: string;
+  targetType?: string;
+  targetId?: string;
+  details?: Record<string, unknown>;
+}
+
+/**
+ * Inserts one entry without RETURNING: members who may write the log may not read it (admins only), and
+ * RETURNING would be checked against the read policy.
+ */
+function insertAudit(tx: Tx, ctx: Context, entry: AuditEntry, outcome: 'SUCCESS' | 'FAILURE') {
+  return tx.$executeRaw`
+    insert into app_public.audit_events (tenant_id, actor_id, action, target_type, target_id, outcome, details, ip, user_agent)
+    values (${entry.tenantId}::uuid, ${ctx.userId}::uuid, ${entry.action}, ${entry.targetType ?? null}, ${entry.targetId ?? null},
+            ${outcome}::app_public.audit_outcome, ${JSON.stringify(entry.details ?? {})}::jsonb, ${ctx.ip}, ${ctx.userAgent})`;
+}
+
+/** Appends a SUCCESS entry in the request's transaction: it commits with the change it describes, or not at all. */
+export async function recordAudit(ctx: Context, entry: AuditEntry) {
+  await insertAudit(ctx.db, ctx, entry, 'SUCCESS');
+}
+
+/**
+ * Runs a tenant mutation; when it fails, a FAILURE entry is written after the request's transaction rolled back.
+ * The insert policy only admits entries of tenants the actor belongs to, so a probe of another tenant writes nothing there.
+ */
+export async function audited<T>(ctx: Context, entry: AuditEntry, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (ctx.userId) {
+      const code = (error as { extensions?: { code?: string } }).extensions?.code ?? 'INTERNAL_SERVER_ERROR';
+      ctx.afterRollback.push(() =>
+        ctx.services.db
+          .withContext({ userId: ctx.userId, requestId: ctx.requestId }, (tx) =>
+            insertAudit(tx, ctx, { ...entry, details: { ...(entry.details ?? {}), error: code } }, 'FAILURE'),
+          )
+          .then(
+            () => undefined,
+            () => undefined,
+          ),
+      );
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,92 @@
+import { z } from 'zod';
+import type { Context } from '../../graphql/context.ts';
+import { AppError, badInput, conflict, translateDatabaseError, unauthenticated } from '../../graphql/errors.ts';
+import { displayName, email, parseInput } from '../../graphql/validate.ts';
+import { passwordProblem } from '../../auth/passwords.ts';
+import { newOpaqueToken, sha256 } from '../../auth/tokens.ts';
+
+export interface AuthPayloadShape {
+  accessToken: string;
+  refreshToken: string;
+  expiresAt: Date;
+  userId: string;
+}
+
+const SignUpInput = z.object({ email, password: z.string(), name: displayName('name', 200) });
+const LogInInput = z.object({ email, password: z.string().max(1024) });
+
+/** From now on this request acts as userId (the policies read app.user_id). */
+async function actAs(ctx: Context, userId: string) {
+  ctx.userId = userId;
+  await ctx.db.$executeRaw`select set_config('app.user_id', ${userId}, true)`;
+}
+
+async function issueSession(ctx: Context, userId: string): Promise<AuthPayloadShape> {
+  const refreshToken = newOpaqueToken();
+  const expires = new Date(Date.now() + ctx.services.config.auth.refreshTokenTtl * 1000);
+  await ctx.db.$executeRaw`select app.create_session(${userId}::uuid, ${sha256(refreshToken)}, ${expires}, ${ctx.ip}, ${ctx.userAgent})`;
+  const access = await ctx.services.tokens.sign(userId);
+  return { accessToken: access.token, refreshToken, expiresAt: access.expiresAt, userId };
+}
+
+export async function signUp(ctx: Context, raw: unknown): Promise<AuthPayloadShape> {
+  const input = parseInput(SignUpInput, raw);
+  const weak = passwordProblem(input.password, input.email);
+  if (weak) throw badInput('password', weak);
+  const hash = await ctx.services.passwords.hash(input.password);
+  const rows = await ctx.db
+    .$queryRaw<{ id: string }[]>`select app.sign_up(${input.email}, ${input.name}, ${hash}) as id`
+    .catch((e) => translateDatabaseError(e, { uniqueViolation: conflict('an account with this email already exists', 'email') }));
+  await actAs(ctx, rows[0]!.id);
+  return issueSession(ctx, rows[0]!.id);
+}
+
+/** Wrong email and wrong password answer the same, after the same argon2 work. */
+export async function logIn(ctx: Context, raw: unknown): Promise<AuthPayloadShape> {
+  const parsed = LogInInput.safeParse(raw);
+  const address = parsed.success ? parsed.data.email : null;
+  const password = parsed.success ? parsed.data.password : '';
+  const rows = address
+    ? await ctx.db.$queryRaw<{ user_id: string; password_hash: string | null }[]>`select * from app.login_lookup(${address})`
+    : [];
+  const found = rows[0];
+  const ok = await ctx.services.passwords.verify(found?.password_hash, password);
+  if (!ok || !found) {
+    // Recorded in its own transaction: the request's one rolls back with the error.
+    await ctx.services.db
+      .withContext({ requestId: ctx.requestId }, (tx) =>
+        tx.$executeRaw`select app.record_auth_event(${found?.user_id ?? null}::uuid, ${address}, 'logIn', 'FAILURE', ${ctx.ip}, ${ctx.userAgent})`,
+      )
+      .catch(() => undefined);
+    throw new AppError('UNAUTHENTICATED', 'invalid email or password');
+  }
+  await actAs(ctx, found.user_id);
+  await ctx.db.$executeRaw`select app.record_auth_event(${found.user_id}::uuid, ${address}, 'logIn', 'SUCCESS', ${ctx.ip}, ${ctx.userAgent})`;
+  return issueSession(ctx, found.user_id);
+}
+
+/**
+ * Rotates a refresh token. Runs in its own committed transaction so that a detected reuse revokes the whole
+ * family even though this request then fails.
+ */
+export async function refreshSession(ctx: Context, refreshToken: string): Promise<AuthPayloadShape> {
+  const next = newOpaqueToken();
+  const expires = new Date(Date.now() + ctx.services.config.auth.refreshTokenTtl * 1000);
+  const userId = await ctx.services.db.withContext({ requestId: ctx.requestId }, async (tx) => {
+    const rows = await tx.$queryRaw<{ user_id: string | null }[]>`
+      select app.rotate_refresh_token(${sha256(refreshToken)}, ${sha256(next)}, ${expires}, ${ctx.ip}, ${ctx.userAgent}) as user_id`;
+    return rows[0]?.user_id ?? null;
+  });
+  if (!userId) throw unauthenticated();
+  await actAs(ctx, userId);
+  const access = await ctx.services.tokens.sign(userId);
+  return { accessToken: access.token, refreshToken: next, expiresAt: access.expiresAt, userId };
+}
+
+/** Revokes the refresh token's whole family (this login on every device that shares it). Idempotent. */
+export async function logOut(ctx: Context, refreshToken: string): Promise<boolean> {
+  const rows = await ctx.db.$queryRaw<{ user_id: string | null }[]>`select app.revoke_refresh_family(${sha256(refreshToken)}) as user_id`;
+  const userId = rows[0]?.user_id;
+  if (userId) await ctx.db.$executeRaw`select app.record_auth_event(${userId}::uuid, null, 'logOut', 'SUCCESS', ${ctx.ip}, ${ctx.userAgent})`;
+  return true;
+}

@@ -1,0 +1,18 @@
+import type { Config } from './config.ts';
+import type { Database } from './db/database.ts';
+import type { AccessTokens } from './auth/tokens.ts';
+import type { PasswordHasher } from './auth/passwords.ts';
+import type { Authenticator } from './auth/context.ts';
+import type { EventHub } from './graphql/events.ts';
+import type { Logger } from 'pino';
+
+/** Long-lived services shared by every request, built once at start-up (src/app.ts). */
+export interface Services {
+  config: Config;
+  db: Database;
+  tokens: AccessTokens;
+  passwords: PasswordHasher;
+  authenticator: Authenticator;
+  events: EventHub;
+  log: Logger;
+}

@@ -1,0 +1,54 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import type { TestProject } from 'vitest/node';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.ts';
+import { migrate } from '../../src/db/migrate.ts';
+
+/**
+ * Starts one PostgreSQL for the whole run (embedded, or DATABASE_URL when set), migrates a template database
+ * once, and hands its URL to the test files, which each clone it (CREATE DATABASE … TEMPLATE).
+ */
+export default async function setup(project: TestProject) {
+  let embedded: EmbeddedDatabase | undefined;
+  let adminUrl = process.env.DATABASE_URL;
+  let dir: string | undefined;
+  if (!adminUrl) {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantplane-test-'));
+    embedded = await startEmbeddedPostgres(dir, 20000 + Math.floor(Math.random() * 20000));
+    adminUrl = embedded.url;
+  }
+  const template = `tp_template_${process.pid}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`drop database if exists ${template}`);
+  await admin.query(`create database ${template}`);
+  await admin.end();
+  await migrate(withDatabase(adminUrl, template));
+  project.provide('adminUrl', adminUrl);
+  project.provide('templateDb', template);
+
+  return async () => {
+    const c = new pg.Client({ connectionString: adminUrl });
+    await c.connect();
+    const { rows } = await c.query(`select datname from pg_database where datname like 'tp_test_${process.pid}_%' or datname = $1`, [template]);
+    for (const r of rows) await c.query(`drop database if exists ${r.datname} with (force)`).catch(() => undefined);
+    await c.end();
+    await embedded?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  };
+}
+
+export function withDatabase(url: string, database: string) {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    adminUrl: string;
+    templateDb: string;
+  }
+}

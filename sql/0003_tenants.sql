@@ -210,17 +210,18 @@ begin
   end if;
   select * into v_inv from app_public.invitations where token_hash = p_token_hash for update;
   if not found then
-    raise exception 'invitation not found' using errcode = 'TPNF0';
+    raise exception 'invitation not found for your email address' using errcode = 'TPNF0';
+  end if;
+  select u.email into v_email from app_public.users u where u.id = v_user_id;
+  -- A token addressed to someone else answers like an unknown one.
+  if v_email is distinct from v_inv.email then
+    raise exception 'invitation not found for your email address' using errcode = 'TPNF0';
   end if;
   if v_inv.accepted_at is not null then
     raise exception 'this invitation has already been used' using errcode = 'TPIN0';
   end if;
   if v_inv.expires_at <= now() then
     raise exception 'this invitation has expired: ask for a new one' using errcode = 'TPIN0';
-  end if;
-  select u.email into v_email from app_public.users u where u.id = v_user_id;
-  if v_email is distinct from v_inv.email then
-    raise exception 'this invitation was sent to another email address' using errcode = 'TPFB0';
   end if;
   if exists (select 1 from app_public.memberships m where m.tenant_id = v_inv.tenant_id and m.user_id = v_user_id) then
     raise exception 'you are already a member of this tenant' using errcode = 'TPCF0';

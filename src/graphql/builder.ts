@@ -5,6 +5,14 @@ import { GraphQLError, Kind } from 'graphql';
 import type PrismaTypes from '../db/generated/pothos-types.ts';
 import { getDatamodel } from '../db/generated/pothos-types.ts';
 import type { Context } from './context.ts';
+import { sqlState } from './errors.ts';
+
+function isMalformedIdError(e: unknown) {
+  const state = sqlState(e);
+  // Unknown typename (Pothos: "X has not been implemented"), unparsable compound id, or a non-uuid value.
+  if ((e as Error)?.name === 'PothosSchemaError' && /has not been implemented/.test((e as Error).message)) return true;
+  return e instanceof SyntaxError || state === '22P02' || (e as { code?: string })?.code === 'P2023';
+}
 
 export const builder = new SchemaBuilder<{
   Context: Context;
@@ -30,7 +38,18 @@ export const builder = new SchemaBuilder<{
   relay: {
     clientMutationId: 'omit',
     cursorType: 'String',
-    nodeQueryOptions: { nullable: true },
+    nodeQueryOptions: {
+      nullable: true,
+      // A malformed or foreign id is simply not found (never an internal error).
+      resolve: async (_root, args, _ctx, _info, resolveNode) => {
+        try {
+          return await resolveNode(args.id);
+        } catch (e) {
+          if (isMalformedIdError(e)) return null;
+          throw e;
+        }
+      },
+    },
     nodesQueryOptions: false,
   },
 });

@@ -46,7 +46,7 @@ function sqlMessage(e: unknown): string {
 }
 
 /** Maps our SQL functions' TP* codes (sql/) and common constraint errors to contract errors; else rethrows. */
-export function translateDatabaseError(e: unknown, hints: { uniqueViolation?: AppError } = {}): never {
+export function translateDatabaseError(e: unknown, hints: { uniqueViolation?: AppError; field?: string } = {}): never {
   if (e instanceof AppError) throw e;
   const state = sqlState(e);
   switch (state) {
@@ -57,7 +57,7 @@ export function translateDatabaseError(e: unknown, hints: { uniqueViolation?: Ap
     case 'TPQU0':
       throw new AppError('QUOTA_EXCEEDED', sqlMessage(e));
     case 'TPIN0':
-      throw new AppError('BAD_USER_INPUT', sqlMessage(e));
+      throw new AppError('BAD_USER_INPUT', sqlMessage(e), { field: hints.field ?? 'input' });
     case 'TPFB0':
       throw new AppError('FORBIDDEN', sqlMessage(e));
     case 'TPUA0':

@@ -25,9 +25,18 @@ function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLF
   const code = formatted.extensions?.code as string | undefined;
   const original = (error as GraphQLError)?.originalError ?? error;
   const ours = original instanceof AppError || error instanceof AppError;
+  if ((original as Error)?.name === 'PothosValidationError') {
+    // Pothos rejects malformed arguments (e.g. an undecodable global id) before any resolver runs.
+    return { message: (original as Error).message, path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT', field: 'id' } };
+  }
   // Our own errors, and Apollo's request/validation errors, are meant for the client; anything thrown from deeper is not.
   if (code && PUBLIC_CODES.has(code) && (ours || !(error as GraphQLError)?.originalError || code !== 'INTERNAL_SERVER_ERROR')) {
     const { http: _http, ...extensions } = formatted.extensions ?? {};
+    if (code === 'BAD_USER_INPUT' && !extensions.field) {
+      // Apollo's variable-coercion errors: name the offending input path, e.g. "input.role".
+      const at = /at "([^"]+)"/.exec(formatted.message) ?? /Variable "\$(\w+)"/.exec(formatted.message);
+      if (at) extensions.field = at[1]!;
+    }
     return { ...formatted, extensions };
   }
   return { message: MASKED_MESSAGE, path: formatted.path, locations: formatted.locations, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
@@ -50,7 +59,8 @@ function transactionPlugin(services: Services): ApolloServerPlugin<Context> {
         async didEncounterErrors({ contextValue, errors }) {
           for (const e of errors) {
             const original = e.originalError ?? e;
-            if (!(original instanceof AppError) && !(e.extensions?.code && PUBLIC_CODES.has(String(e.extensions.code)))) {
+            const clientError = original instanceof AppError || original.name === 'PothosValidationError' || (e.extensions?.code && PUBLIC_CODES.has(String(e.extensions.code)));
+            if (!clientError) {
               services.log.error({ err: original, requestId: contextValue.requestId, path: e.path }, 'unexpected error');
             }
           }

@@ -7,6 +7,7 @@ const AuditOutcomeEnum = builder.enumType('AuditOutcome', { values: ['SUCCESS', 
 
 builder.prismaNode('AuditEvent', {
   id: { field: 'tenantId_id' },
+  nullable: true,
   fields: (t) => ({
     action: t.exposeString('action', { description: 'The mutation, e.g. inviteMember.' }),
     targetType: t.exposeString('targetType', { nullable: true }),

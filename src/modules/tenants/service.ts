@@ -74,7 +74,7 @@ export async function acceptInvitation(ctx: Context, token: string) {
   requireUser(ctx);
   const rows = await ctx.db
     .$queryRaw<{ id: string }[]>`select app.accept_invitation(${sha256(token)}) as id`
-    .catch((e) => translateDatabaseError(e));
+    .catch((e) => translateDatabaseError(e, { field: 'token' }));
   const membership = await ctx.db.membership.findFirstOrThrow({ where: { id: rows[0]!.id } });
   await recordAudit(ctx, { tenantId: membership.tenantId, action: 'acceptInvitation', targetType: 'Membership', targetId: membership.id, details: { role: membership.role } });
   return membership;

@@ -21,6 +21,7 @@ builder.prismaObject('Plan', {
 
 builder.prismaNode('Tenant', {
   id: { field: 'id' },
+  nullable: true,
   fields: (t) => ({
     slug: t.exposeString('slug'),
     name: t.exposeString('name'),
@@ -46,6 +47,7 @@ builder.prismaNode('Tenant', {
       query: () => ({ orderBy: [{ createdAt: 'desc' }, { id: 'asc' }] }),
     }),
     auditLog: t.relatedConnection('auditEvents', {
+      totalCount: true,
       description: 'Newest first. Visible to admins and owners; empty for others.',
       cursor: 'tenantId_id',
       query: () => ({ orderBy: { id: 'desc' } }),
@@ -55,6 +57,7 @@ builder.prismaNode('Tenant', {
 
 builder.prismaNode('Membership', {
   id: { field: 'tenantId_id' },
+  nullable: true,
   fields: (t) => ({
     role: t.expose('role', { type: TenantRoleEnum }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
@@ -65,6 +68,7 @@ builder.prismaNode('Membership', {
 
 builder.prismaNode('Invitation', {
   id: { field: 'tenantId_id' },
+  nullable: true,
   fields: (t) => ({
     email: t.exposeString('email'),
     role: t.expose('role', { type: TenantRoleEnum }),

@@ -35,6 +35,7 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
   try {
     if (opts.migrate !== false) await migrate(url, (m) => log.debug(m));
     const ownerPool = new pg.Pool({ connectionString: url, max: 2 });
+    ownerPool.on('error', (err) => log.warn({ err }, 'idle owner connection lost'));
     cleanup.push(() => ownerPool.end());
     const tokens = await AccessTokens.load(ownerPool, {
       issuer: config.auth.issuer,
@@ -64,6 +65,7 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
       port: server.port,
       services,
       async stop() {
+        events.stopping();
         for (const step of cleanup) await step().catch((err) => log.warn({ err }, 'shutdown step failed'));
         await embedded?.stop();
       },

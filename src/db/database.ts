@@ -39,6 +39,8 @@ export class Database {
     readonly statementTimeoutMs = 15000,
   ) {
     this.pool = new pg.Pool({ connectionString: url, max: poolSize, application_name: 'tenantplane' });
+    // An idle connection dropped by the server (restart, failover, shutdown) must not crash the process.
+    this.pool.on('error', () => undefined);
     this.pool.on('connect', (client) => {
       const query = client.query.bind(client) as (...args: unknown[]) => unknown;
       (client as { query: unknown }).query = (...args: unknown[]) => {

@@ -1,4 +1,4 @@
-import type { Tx } from '../db/database.ts';
+import type { RequestTransaction, Tx } from '../db/database.ts';
 import type { Services } from '../services.ts';
 
 /** The GraphQL context of one request (HTTP) or one subscription operation (WebSocket). */
@@ -13,6 +13,8 @@ export interface Context {
    * replaced by a fresh transaction for each event.
    */
   db: Tx;
+  /** The HTTP request's open transaction, committed or rolled back by the server plugin once the response is known. */
+  transaction?: RequestTransaction;
   services: Services;
   /** Work to run after the request's transaction rolled back (e.g. recording a failed mutation in the audit log). */
   afterRollback: Array<() => Promise<void>>;

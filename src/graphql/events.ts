@@ -39,8 +39,9 @@ export class EventHub {
       }
     });
     client.on('error', (err) => {
-      this.log.error({ err }, 'LISTEN connection lost; reconnecting');
       this.client = undefined;
+      if (this.closed) return;
+      this.log.error({ err }, 'LISTEN connection lost; reconnecting');
       if (!this.closed) setTimeout(() => this.start().catch((e) => this.log.error({ err: e }, 'LISTEN reconnect failed')), 1000);
     });
     await client.connect();
@@ -58,6 +59,11 @@ export class EventHub {
         if ((e as Error).name !== 'AbortError') throw e;
       }
     })();
+  }
+
+  /** Shutting down: a lost connection is expected from now on, not worth a reconnect or an error log. */
+  stopping() {
+    this.closed = true;
   }
 
   async close() {

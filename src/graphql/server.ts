@@ -66,7 +66,7 @@ function transactionPlugin(services: Services): ApolloServerPlugin<Context> {
           }
         },
         async willSendResponse({ contextValue, response, errors }) {
-          const open = (contextValue as Context & { _tx?: { commit(): Promise<void>; rollback(): Promise<void> } })._tx;
+          const open = contextValue.transaction;
           if (!open) return;
           const failed = (errors?.length ?? 0) > 0 || (response.body.kind === 'single' && (response.body.singleResult.errors?.length ?? 0) > 0);
           if (failed) {
@@ -172,7 +172,7 @@ export async function startHttpServer(services: Services, port: number, host: st
         const userId = await services.authenticator.userFromAuthorization(req.headers.authorization);
         const tenant = tenantHeader(req.header('x-tenant'));
         const open = await services.db.open({ userId, tenant, requestId });
-        const ctx: Context & { _tx: typeof open } = {
+        const ctx: Context = {
           requestId,
           userId,
           tenant,
@@ -181,7 +181,7 @@ export async function startHttpServer(services: Services, port: number, host: st
           db: open.tx,
           services,
           afterRollback: [],
-          _tx: open,
+          transaction: open,
         };
         return ctx;
       },

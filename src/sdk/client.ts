@@ -37,7 +37,10 @@ export interface TenantplaneClient {
     document: TypedDocumentNode<TData, TVariables>,
     ...variables: VariablesOf<TVariables>
   ): Promise<TData>;
-  /** Starts a subscription over graphql-ws (one shared, lazily opened socket per client). */
+  /**
+   * Starts a subscription over graphql-ws (one shared, lazily opened socket per client). An event carrying GraphQL
+   * errors (e.g. FORBIDDEN when the caller may not subscribe) ends it: the iterator rejects with a TenantplaneError.
+   */
   subscribe<TData, TVariables extends Record<string, unknown>>(
     document: TypedDocumentNode<TData, TVariables>,
     ...variables: VariablesOf<TVariables>
@@ -91,13 +94,18 @@ export function webSocketUrl(url: string): string {
   return url.replace(/^http(s?):\/\//i, 'ws$1://');
 }
 
+function isCloseEvent(e: unknown): e is { code: number; reason?: string } {
+  return typeof e === 'object' && e !== null && 'code' in e && typeof (e as { code: unknown }).code === 'number' && 'reason' in e;
+}
+
 /** Errors graphql-ws hands its sinks: GraphQL errors, a CloseEvent, or an Error. */
 function subscriptionError(err: unknown): Error {
   if (Array.isArray(err)) return new TenantplaneError(err as GraphQLFormattedError[]);
   if (err instanceof Error) return err;
-  const close = err as { code?: number; reason?: string } | null;
-  if (close && typeof close.code === 'number') {
-    const code = close.code === 4403 ? 'FORBIDDEN' : close.code === 4401 ? 'UNAUTHENTICATED' : 'CONNECTION_CLOSED';
+  if (isCloseEvent(err)) {
+    const close = err;
+    // The server refuses the connection (4403) only when the access token is invalid or expired.
+    const code = close.code === 4403 || close.code === 4401 ? 'UNAUTHENTICATED' : 'CONNECTION_CLOSED';
     return new TenantplaneError([{ message: `socket closed (${close.code}${close.reason ? `: ${close.reason}` : ''})`, extensions: { code } }], { cause: err });
   }
   return new Error(`subscription failed: ${String(err)}`);
@@ -121,7 +129,8 @@ export function createTenantplaneClient(options: TenantplaneClientOptions): Tena
       url: webSocketUrl(options.url),
       webSocketImpl: options.webSocketImpl ?? (globalThis as { WebSocket?: unknown }).WebSocket ?? WebSocket,
       connectionParams: authHeaders,
-      // An auth refusal (4403) is fatal; transient drops are retried by graphql-ws.
+      // Transient drops are retried (graphql-ws' backoff); a refused token (4403) is reported at once instead.
+      shouldRetry: (e) => isCloseEvent(e) && e.code !== 4403,
     });
     return ws;
   }

@@ -196,16 +196,25 @@ create function app.upsert_oidc_user(p_issuer text, p_subject text, p_email text
   as $$
 declare
   v_user_id uuid;
+  v_platform_role app_public.platform_role;
 begin
+  -- Concurrent first requests of one identity (or of one email) wait for each other instead of racing on
+  -- users.email: the later one then finds the identity the first committed.
+  perform pg_advisory_xact_lock(hashtextextended('oidc-identity:' || p_issuer || E'\n' || p_subject, 0));
+  perform pg_advisory_xact_lock(hashtextextended('user-email:' || lower(p_email), 0));
   select i.user_id into v_user_id from app_private.user_identities i where i.issuer = p_issuer and i.subject = p_subject;
   if found then
     return v_user_id;
   end if;
   -- A verified email of an existing local account links to it; otherwise a new user (no password) is created.
-  select u.id into v_user_id from app_public.users u where u.email = lower(p_email);
+  -- Platform staff accounts are never taken over through an identity provider.
+  select u.id, u.platform_role into v_user_id, v_platform_role from app_public.users u where u.email = lower(p_email);
   if found and not p_email_verified then
     raise exception 'an account with this email exists; the identity provider must verify the email to link it'
       using errcode = 'TPCF0';
+  end if;
+  if found and v_platform_role <> 'NONE' then
+    raise exception 'platform staff accounts cannot be linked to an external identity' using errcode = 'TPCF0';
   end if;
   if not found then
     insert into app_public.users (email, name) values (lower(p_email), coalesce(nullif(btrim(p_name), ''), split_part(p_email, '@', 1)))

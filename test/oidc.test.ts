@@ -146,6 +146,41 @@ describe('OIDC tokens (explicit JWKS URI)', () => {
     expect(await fresh.userFromAuthorization(`Bearer ${await idpToken({ sub: who.sub, email: `changed-${who.email}` })}`)).toBe(uuid);
   });
 
+  it('resolves concurrent first requests of a new identity to one user', async () => {
+    const who = identity();
+    const token = await idpToken(who);
+    const results = await Promise.all(Array.from({ length: 8 }, () => new Gql(app, token).request(ME)));
+    for (const r of results) expect(r.errors, JSON.stringify(r.errors)).toBeUndefined();
+    expect(new Set(results.map((r) => r.data.me.id)).size).toBe(1);
+    expect(await usersWithEmail(app.databaseUrl, who.email)).toHaveLength(1);
+  });
+
+  it('app.upsert_oidc_user: a second first-use waiting on an uncommitted one maps to the same user', async () => {
+    const who = identity();
+    const a = new pg.Client({ connectionString: app.databaseUrl });
+    const b = new pg.Client({ connectionString: app.databaseUrl });
+    await a.connect();
+    await b.connect();
+    try {
+      const call = `select app.upsert_oidc_user($1, $2, $3, true, 'Kay') as id`;
+      const args = [issuer, who.sub, who.email];
+      await a.query('begin');
+      const first = (await a.query(call, args)).rows[0].id;
+      await b.query('begin');
+      const pending = b.query(call, args);
+      await new Promise((resolve) => setTimeout(resolve, 200)); // b is now blocked behind a's uncommitted rows
+      await a.query('commit');
+      const second = (await pending).rows[0].id;
+      await b.query('commit');
+      expect(second).toBe(first);
+    } finally {
+      await a.query('rollback').catch(() => undefined);
+      await b.query('rollback').catch(() => undefined);
+      await a.end();
+      await b.end();
+    }
+  });
+
   it('lets an OIDC user create a tenant and see it', async () => {
     const who = identity();
     const gql = new Gql(app, await idpToken(who));

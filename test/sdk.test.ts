@@ -22,6 +22,7 @@ import {
   TenantsDocument,
   PlatformTenantsDocument,
   AuditEventsDocument,
+  LeaveTenantDocument,
 } from '../src/sdk/index.ts';
 
 let app: TestApp;
@@ -151,7 +152,21 @@ describe('typed SDK end to end', () => {
     expect(failure).toBeInstanceOf(TenantplaneError);
     expect((failure as TenantplaneError).code).toBe('FORBIDDEN');
 
+    // A bad token: the socket is refused and the iterator rejects at once (no reconnect loop).
+    const started = Date.now();
+    const badToken = client('not-a-token').subscribe(AuditEventsDocument, { tenantId: tenant.id });
+    subscriptions.push(badToken as TenantplaneSubscription<unknown>);
+    const unauthenticated = await badToken.next().catch((e: unknown) => e);
+    expect((unauthenticated as TenantplaneError).code).toBe('UNAUTHENTICATED');
+    expect(Date.now() - started).toBeLessThan(5_000);
+
     sub.dispose();
     expect(await sub.next()).toEqual({ done: true, value: undefined });
+
+    // The member leaves; the owner is alone again.
+    expect((await memberApi.request(LeaveTenantDocument, { tenantId: tenant.id })).leaveTenant).toBe(true);
+    const after = (await ownerApi.request(TenantDocument, { slug, auditLogFirst: 1 })).tenant;
+    expect(after?.members.edges.map((e) => e.node.user.id)).toEqual([owner.user.id]);
+    expect(after?.auditLog.edges[0]?.node.action).toBe('leaveTenant');
   });
 });

@@ -46,6 +46,8 @@ export class Authenticator {
         return rows[0]!.id;
       })
       .catch((e) => translateDatabaseError(e));
+    // Bounded: the oldest mappings are forgotten first (they are re-read from the database when needed).
+    if (this.oidcUsers.size >= 10_000) this.oidcUsers.delete(this.oidcUsers.keys().next().value!);
     this.oidcUsers.set(key, userId);
     return userId;
   }

@@ -124,6 +124,11 @@ export async function startHttpServer(services: Services, port: number, host: st
         services,
         afterRollback: [],
       }),
+      // Every result sent over the socket goes through the same masking as HTTP responses.
+      onNext: (_ctx, _id, _payload, _args, result) => {
+        if (!result.errors?.length) return;
+        return { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e)) };
+      },
       onError: (_ctx, _id, _payload, errors) => {
         return errors.map((e) => {
           const f = formatError(e.toJSON(), e);

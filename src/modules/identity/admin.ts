@@ -37,10 +37,18 @@ export async function createSuperadmin(config: Config, log: Logger, rawEmail: st
     const problem = passwordProblem(password, email);
     if (problem) throw new Error(problem);
     const hash = await new PasswordHasher(config.auth.argon2).hash(password);
-    await pool.query('begin');
-    const { rows } = await pool.query(`select app.sign_up($1, $2, $3) as id`, [email, name ?? email.split('@')[0], hash]);
-    await pool.query(`update app_public.users set platform_role = 'SUPERADMIN' where id = $1`, [rows[0].id]);
-    await pool.query('commit');
+    const client = await pool.connect();
+    try {
+      await client.query('begin');
+      const { rows } = await client.query(`select app.sign_up($1, $2, $3) as id`, [email, name ?? email.split('@')[0], hash]);
+      await client.query(`update app_public.users set platform_role = 'SUPERADMIN' where id = $1`, [rows[0].id]);
+      await client.query('commit');
+    } catch (e) {
+      await client.query('rollback').catch(() => undefined);
+      throw e;
+    } finally {
+      client.release();
+    }
     console.log(`created SUPERADMIN ${email}`);
     if (generated) console.log(`password (shown once, store it now): ${password}`);
   } finally {

@@ -20,8 +20,9 @@ revoke all on schema app_private from public;
 revoke all on schema app_public from public;
 revoke all on schema app from public;
 grant usage on schema app, app_public to tenantplane_app;
-alter default privileges in schema app revoke execute on functions from public;
-alter default privileges in schema app_public revoke execute on functions from public;
+-- PostgreSQL grants EXECUTE on new functions to PUBLIC by default: not here. Functions the app role may call are
+-- granted to it by name, next to their definitions.
+alter default privileges revoke execute on functions from public;
 
 -- Declared low to high so that `role >= 'ADMIN'` reads naturally.
 create type app_public.tenant_role as enum ('VIEWER', 'MEMBER', 'ADMIN', 'OWNER');

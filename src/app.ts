@@ -11,6 +11,10 @@ import { Authenticator } from './auth/context.ts';
 import { EventHub } from './graphql/events.ts';
 import { startHttpServer } from './graphql/server.ts';
 import type { Services } from './services.ts';
+import { Storage } from './storage/s3.ts';
+import { startEmbeddedS3, type EmbeddedS3 } from './storage/embedded.ts';
+import { Jobs } from './jobs/queue.ts';
+import { QUEUES } from './jobs/registry.ts';
 
 export interface RunningApp {
   url: string;
@@ -27,12 +31,30 @@ export async function resolveDatabase(config: Config, log: pino.Logger): Promise
   return { url: embedded.url, embedded };
 }
 
+/** S3_ENDPOINT, or an embedded s3rver under DATA_DIR/s3 (its keys are s3rver's own: it checks no signature). */
+export async function resolveStorage(config: Config, log: pino.Logger): Promise<{ storage: Storage; embedded?: EmbeddedS3 }> {
+  const s = config.storage;
+  if (s.endpoint) {
+    const storage = new Storage({ endpoint: s.endpoint, region: s.region, accessKeyId: s.accessKeyId!, secretAccessKey: s.secretAccessKey!, bucket: s.bucket });
+    return { storage };
+  }
+  const embedded = await startEmbeddedS3(path.join(config.dataDir, 's3'), s.embeddedPort, s.bucket);
+  log.info({ endpoint: embedded.endpoint }, 'embedded S3 started');
+  const storage = new Storage({ endpoint: embedded.endpoint, region: s.region, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', bucket: s.bucket });
+  return { storage, embedded };
+}
+
 /** Starts the whole API: database (embedded or DATABASE_URL), migrations, keys, HTTP + WebSocket on one port. */
 export async function startApp(config: Config, opts: { migrate?: boolean; log?: pino.Logger } = {}): Promise<RunningApp> {
   const log = opts.log ?? pino({ level: config.logLevel });
   const { url, embedded } = await resolveDatabase(config, log);
   const cleanup: Array<() => Promise<unknown>> = [];
+  let embeddedS3: EmbeddedS3 | undefined;
   try {
+    const resolved = await resolveStorage(config, log);
+    embeddedS3 = resolved.embedded;
+    const storage = resolved.storage;
+    await storage.ensureBucket();
     if (opts.migrate !== false) await migrate(url, (m) => log.debug(m));
     const ownerPool = new pg.Pool({ connectionString: url, max: 2 });
     ownerPool.on('error', (err) => log.warn({ err }, 'idle owner connection lost'));
@@ -48,6 +70,9 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
     const events = new EventHub(url, log);
     cleanup.push(() => events.close());
     await events.start();
+    const jobs = new Jobs(url, config.database.appRole, QUEUES, log);
+    await jobs.start();
+    cleanup.unshift(() => jobs.stop());
     const services: Services = {
       config,
       db,
@@ -55,8 +80,11 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
       passwords: new PasswordHasher(config.auth.argon2),
       authenticator: new Authenticator(tokens, db, config.auth.oidc ? new OidcVerifier(config.auth.oidc) : undefined),
       events,
+      storage,
+      jobs,
       log,
     };
+    if (config.workers) await jobs.work(services);
     const server = await startHttpServer(services, config.port, config.host);
     cleanup.unshift(() => server.close());
     const host = config.host === '0.0.0.0' ? 'localhost' : config.host;
@@ -67,11 +95,13 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
       async stop() {
         events.stopping();
         for (const step of cleanup) await step().catch((err) => log.warn({ err }, 'shutdown step failed'));
+        await embeddedS3?.stop().catch(() => undefined);
         await embedded?.stop();
       },
     };
   } catch (e) {
     for (const step of cleanup) await step().catch(() => undefined);
+    await embeddedS3?.stop().catch(() => undefined);
     await embedded?.stop();
     throw e;
   }

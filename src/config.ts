@@ -26,6 +26,18 @@ const Env = z.object({
   /** Argon2id cost; the defaults follow OWASP's recommendation (19 MiB, t=2). */
   ARGON2_MEMORY_KIB: z.coerce.number().int().min(1024).default(19456),
   ARGON2_TIME_COST: z.coerce.number().int().min(1).default(2),
+  /** S3-compatible storage. Unset S3_ENDPOINT → an embedded s3rver under DATA_DIR/s3. */
+  S3_ENDPOINT: z.string().url().optional(),
+  S3_REGION: z.string().default('us-east-1'),
+  S3_ACCESS_KEY_ID: z.string().optional(),
+  S3_SECRET_ACCESS_KEY: z.string().optional(),
+  S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{2,62}$/, 'a DNS-compliant bucket name').default('tenantplane-data'),
+  EMBEDDED_S3_PORT: z.coerce.number().int().min(0).max(65535).default(54330),
+  /** Lifetime of presigned upload and download URLs. */
+  UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(10).max(7 * 86400).default(900),
+  DOWNLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(10).max(7 * 86400).default(300),
+  /** Run job workers in this process (`npm start`); `npm run worker` runs workers only. */
+  WORKERS: z.enum(['true', 'false']).default('true'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -39,6 +51,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     throw new Error(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  if (e.S3_ENDPOINT && (!e.S3_ACCESS_KEY_ID || !e.S3_SECRET_ACCESS_KEY)) {
+    throw new Error('invalid configuration:\n  S3_ENDPOINT needs S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY');
+  }
   return {
     env: e.NODE_ENV,
     production: e.NODE_ENV === 'production',
@@ -61,6 +76,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST },
       oidc: e.OIDC_ISSUER ? { issuer: e.OIDC_ISSUER, audience: e.OIDC_AUDIENCE, jwksUri: e.OIDC_JWKS_URI } : undefined,
     },
+    storage: {
+      endpoint: e.S3_ENDPOINT,
+      region: e.S3_REGION,
+      accessKeyId: e.S3_ACCESS_KEY_ID,
+      secretAccessKey: e.S3_SECRET_ACCESS_KEY,
+      bucket: e.S3_BUCKET,
+      embeddedPort: e.EMBEDDED_S3_PORT,
+      uploadUrlTtl: e.UPLOAD_URL_TTL_SECONDS,
+      downloadUrlTtl: e.DOWNLOAD_URL_TTL_SECONDS,
+    },
+    workers: e.WORKERS === 'true',
     logLevel: e.LOG_LEVEL,
   };
 }

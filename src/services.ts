@@ -5,6 +5,8 @@ import type { PasswordHasher } from './auth/passwords.ts';
 import type { Authenticator } from './auth/context.ts';
 import type { EventHub } from './graphql/events.ts';
 import type { Logger } from 'pino';
+import type { Storage } from './storage/s3.ts';
+import type { Jobs } from './jobs/queue.ts';
 
 /** Long-lived services shared by every request, built once at start-up (src/app.ts). */
 export interface Services {
@@ -14,5 +16,7 @@ export interface Services {
   passwords: PasswordHasher;
   authenticator: Authenticator;
   events: EventHub;
+  storage: Storage;
+  jobs: Jobs;
   log: Logger;
 }

@@ -15,7 +15,7 @@ describe('npm start', () => {
     fs.chmodSync(dataDir, 0o755); // as root, postgres runs as the `postgres` user and must traverse it
     // process.execPath is the pinned Node 24 running this test (tsx's shebang would pick the machine's node).
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
-      env: { ...process.env, DATABASE_URL: '', DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', EMBEDDED_PG_PORT: String(pgPort), LOG_LEVEL: 'info' },
+      env: { ...process.env, DATABASE_URL: '', DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', EMBEDDED_PG_PORT: String(pgPort), EMBEDDED_S3_PORT: '0', S3_ENDPOINT: '', LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';

@@ -98,6 +98,50 @@ describe('a member of tenant A aiming at tenant B', () => {
     expect(forB.errors?.[0]?.extensions).toEqual(forNothing.errors?.[0]?.extensions);
   });
 
+  it('cannot reach B’s chats or social links: NOT_FOUND for every mutation, null for node, nothing changed', async () => {
+    // B's content: a member's chat session with a message, and a social link added by the owner.
+    const s = await memberB.gql.ok(`mutation($i: CreateChatSessionInput!) { createChatSession(input: $i) { id } }`, { i: { tenantId: tenantB.id, title: 'B only' } });
+    const sessionB = s.createChatSession.id as string;
+    const m = await memberB.gql.ok(`mutation($i: PostMessageInput!) { postMessage(input: $i) { id } }`, { i: { sessionId: sessionB, role: 'USER', content: 'B secret' } });
+    const l = await ownerB.gql.ok(`mutation($i: AddSocialLinkInput!) { addSocialLink(input: $i) { id } }`, { i: { tenantId: tenantB.id, platform: 'TWITTER', url: 'https://twitter.com/tenant-b' } });
+    const linkB = l.addSocialLink.id as string;
+    const contentB = async () => ({
+      chats: await memberB.gql.ok(`query($id: ID!) { node(id: $id) { ... on ChatSession { title updatedAt messages { edges { node { role content } } } } } }`, { id: sessionB }),
+      b: await snapshotB(),
+      links: await ownerB.gql.ok(`query($s: String!) { tenant(slug: $s) { socialLinks { edges { node { id platform url } } } } }`, { s: tenantB.slug }),
+    });
+    const before = await contentB();
+    // The same rows, addressed through ids forged to name tenant A.
+    const rowOf = (globalId: string) => JSON.parse(Buffer.from(globalId, 'base64').toString().replace(/^\w+:/, '')) as [string, string];
+    const tenantAUuid = Buffer.from(tenantA.id, 'base64').toString().split(':')[1];
+    const forgedSession = gid('ChatSession', JSON.stringify([tenantAUuid, rowOf(sessionB)[1]]));
+    const forgedLink = gid('SocialLink', JSON.stringify([tenantAUuid, rowOf(linkB)[1]]));
+    const memberA = await signUp(app, 'member-a');
+    await addMember(ownerA, tenantA.id, memberA, 'MEMBER');
+    for (const actor of [ownerA, memberA]) {
+      const attempts: Array<[string, string, Record<string, unknown>]> = [
+        ['createChatSession', `mutation($i: CreateChatSessionInput!) { createChatSession(input: $i) { id } }`, { i: { tenantId: tenantB.id, title: 'pwned' } }],
+        ['postMessage', `mutation($i: PostMessageInput!) { postMessage(input: $i) { id } }`, { i: { sessionId: sessionB, role: 'ASSISTANT', content: 'pwned' } }],
+        ['postMessage via forged id', `mutation($i: PostMessageInput!) { postMessage(input: $i) { id } }`, { i: { sessionId: forgedSession, role: 'USER', content: 'pwned' } }],
+        ['addSocialLink', `mutation($i: AddSocialLinkInput!) { addSocialLink(input: $i) { id } }`, { i: { tenantId: tenantB.id, platform: 'TWITTER', url: 'https://twitter.com/pwned' } }],
+        ['removeSocialLink', `mutation($id: ID!) { removeSocialLink(id: $id) }`, { id: linkB }],
+      ];
+      // Only A's owner may manage A's links at all; a member of A is refused in A before anything else.
+      if (actor === ownerA) attempts.push(['removeSocialLink via forged id', `mutation($id: ID!) { removeSocialLink(id: $id) }`, { id: forgedLink }]);
+      for (const [name, query, variables] of attempts) {
+        const r = await actor.gql.request(query, variables);
+        expect(r.errors?.[0]?.extensions?.code, `${actor.email}: ${name}`).toBe('NOT_FOUND');
+        expect(r.data?.[Object.keys(r.data ?? {})[0] ?? ''] ?? null, name).toBeNull();
+      }
+      for (const id of [sessionB, m.postMessage.id, linkB, forgedSession, forgedLink]) {
+        expect((await actor.gql.ok(`query($id: ID!) { node(id: $id) { id } }`, { id })).node, `node(${id})`).toBeNull();
+      }
+      const own = await actor.gql.ok(`query($s: String!) { tenant(slug: $s) { chatSessions { totalCount } socialLinks { totalCount } } }`, { s: tenantA.slug });
+      expect(own.tenant).toEqual({ chatSessions: { totalCount: 0 }, socialLinks: { totalCount: 0 } });
+    }
+    expect(await contentB()).toEqual(before);
+  });
+
   it('X-Tenant naming B narrows A to nothing, and a forged X-Tenant gives no access', async () => {
     const narrowed = new Gql(app, ownerA.gql.token, { 'x-tenant': tenantB.slug });
     const r = await narrowed.ok(`{ me { email } tenants { edges { node { slug } } } }`);

@@ -3,6 +3,9 @@ import { builder } from './builder.ts';
 import '../modules/identity/types.ts';
 import '../modules/tenants/types.ts';
 import '../modules/audit/types.ts';
+import '../modules/documents/types.ts';
+import '../modules/chat/types.ts';
+import '../modules/social/types.ts';
 
 /** The whole API; `npm run schema:print` writes it to schema/schema.graphql. */
 export const schema = lexicographicSortSchema(builder.toSchema());

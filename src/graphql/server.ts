@@ -159,6 +159,11 @@ export async function startHttpServer(services: Services, port: number, host: st
     try {
       const pending = await pendingMigrations(services.db.pool);
       if (pending.length) return res.status(503).json({ status: 'migrations pending', pending });
+      try {
+        await services.storage.ready();
+      } catch {
+        return res.status(503).json({ status: 'storage unreachable' });
+      }
       res.json({ status: 'ready' });
     } catch {
       res.status(503).json({ status: 'database unreachable' });

@@ -5,6 +5,7 @@ import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.ts';
 import { migrate } from '../../src/db/migrate.ts';
+import { startEmbeddedS3, type EmbeddedS3 } from '../../src/storage/embedded.ts';
 
 /**
  * Starts one PostgreSQL for the whole run (embedded, or DATABASE_URL when set), migrates a template database
@@ -14,6 +15,7 @@ export default async function setup(project: TestProject) {
   let embedded: EmbeddedDatabase | undefined;
   let adminUrl = process.env.DATABASE_URL;
   let dir: string | undefined;
+  const dirs: string[] = [];
   if (!adminUrl) {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantplane-test-'));
     embedded = await startEmbeddedPostgres(dir, 20000 + Math.floor(Math.random() * 20000));
@@ -26,6 +28,16 @@ export default async function setup(project: TestProject) {
   await admin.query(`create database ${template}`);
   await admin.end();
   await migrate(withDatabase(adminUrl, template));
+  // One S3 endpoint for the run (embedded s3rver, or S3_ENDPOINT); each test file gets a bucket of its own.
+  let s3: EmbeddedS3 | undefined;
+  let s3Endpoint = process.env.S3_ENDPOINT;
+  if (!s3Endpoint) {
+    const s3Dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantplane-s3-'));
+    s3 = await startEmbeddedS3(s3Dir, 0, 'tp-test-default');
+    s3Endpoint = s3.endpoint;
+    dirs.push(s3Dir);
+  }
+  project.provide('s3Endpoint', s3Endpoint);
   project.provide('adminUrl', adminUrl);
   project.provide('templateDb', template);
 
@@ -36,7 +48,8 @@ export default async function setup(project: TestProject) {
     for (const r of rows) await c.query(`drop database if exists ${r.datname} with (force)`).catch(() => undefined);
     await c.end();
     await embedded?.stop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    await s3?.stop();
+    for (const d of [dir, ...dirs]) if (d) fs.rmSync(d, { recursive: true, force: true });
   };
 }
 
@@ -50,5 +63,6 @@ declare module 'vitest' {
   export interface ProvidedContext {
     adminUrl: string;
     templateDb: string;
+    s3Endpoint: string;
   }
 }

@@ -1,0 +1,77 @@
+import { PgBoss, fromPrisma, type Job } from 'pg-boss';
+import type { Logger } from 'pino';
+import type { Tx } from '../db/database.ts';
+import type { Services } from '../services.ts';
+
+/** Every job payload carries who asked and for which tenant; handlers re-enter the same RLS context. */
+export interface JobPayload {
+  tenantId: string;
+  userId: string | null;
+  requestId: string;
+}
+
+export interface QueueDefinition<D extends JobPayload = JobPayload> {
+  name: string;
+  retryLimit: number;
+  retryDelay: number;
+  retryBackoff: boolean;
+  expireInSeconds: number;
+  handle(services: Services, data: D, job: { id: string; retryCount: number; retryLimit: number }): Promise<unknown>;
+}
+
+/** pg-boss in the same database (schema `pgboss`). Queues are created explicitly at start-up, loudly. */
+export class Jobs {
+  readonly boss: PgBoss;
+
+  constructor(
+    url: string,
+    private readonly appRole: string,
+    private readonly queues: QueueDefinition<any>[],
+    private readonly log: Logger,
+  ) {
+    this.boss = new PgBoss({ connectionString: url, schema: 'pgboss', max: 4, application_name: 'tenantplane-jobs' });
+    this.boss.on('error', (err) => this.log.error({ err }, 'pg-boss error'));
+  }
+
+  async start() {
+    await this.boss.start();
+    // Requests enqueue inside their own transaction, as the app role (send with `db: fromPrisma(tx)`): it may insert
+    // jobs (and read back their ids), nothing more. pg-boss creates its schema at start, after our migrations.
+    await this.boss.getDb().executeSql(
+      `grant usage on schema pgboss to ${this.appRole}; grant select, insert on all tables in schema pgboss to ${this.appRole}; grant execute on all functions in schema pgboss to ${this.appRole}`,
+    );
+    for (const q of this.queues) {
+      const options = { retryLimit: q.retryLimit, retryDelay: q.retryDelay, retryBackoff: q.retryBackoff, expireInSeconds: q.expireInSeconds };
+      const existing = await this.boss.getQueue(q.name);
+      if (existing) await this.boss.updateQueue(q.name, options);
+      else await this.boss.createQueue(q.name, options);
+      this.log.debug({ queue: q.name }, 'queue ready');
+    }
+  }
+
+  /** Starts a worker per queue in this process. */
+  async work(services: Services) {
+    for (const q of this.queues) {
+      await this.boss.work(q.name, { batchSize: 1, includeMetadata: true, pollingIntervalSeconds: 0.5 }, async (jobs: Job<any>[]) => {
+        for (const job of jobs as Array<Job<any> & { retryCount: number; retryLimit: number }>) {
+          const log = this.log.child({ queue: q.name, jobId: job.id, requestId: job.data?.requestId });
+          try {
+            await q.handle(services, job.data, { id: job.id, retryCount: job.retryCount ?? 0, retryLimit: job.retryLimit ?? q.retryLimit });
+          } catch (err) {
+            log.warn({ err, attempt: (job.retryCount ?? 0) + 1 }, 'job attempt failed');
+            throw err;
+          }
+        }
+      });
+    }
+  }
+
+  /** Enqueues inside the caller's transaction: the job exists if and only if that transaction commits. */
+  async send<D extends JobPayload>(tx: Tx, queue: string, data: D) {
+    return this.boss.send(queue, data as object, { db: fromPrisma(tx as never) });
+  }
+
+  async stop() {
+    await this.boss.stop({ graceful: true, timeout: 10_000 }).catch(() => undefined);
+  }
+}

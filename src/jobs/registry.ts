@@ -1,0 +1,6 @@
+import type { QueueDefinition } from './queue.ts';
+import { documentProcessQueue } from '../modules/documents/processing.ts';
+import { storageDeleteObjectQueue } from '../modules/documents/cleanup.ts';
+
+/** Every queue of the deployment, created at start-up with its retry and expiry options. */
+export const QUEUES: QueueDefinition<any>[] = [documentProcessQueue, storageDeleteObjectQueue];

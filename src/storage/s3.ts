@@ -1,0 +1,164 @@
+import crypto from 'node:crypto';
+import type { Readable } from 'node:stream';
+import {
+  S3Client,
+  HeadBucketCommand,
+  CreateBucketCommand,
+  HeadObjectCommand,
+  GetObjectCommand,
+  PutObjectCommand,
+  DeleteObjectCommand,
+  CreateMultipartUploadCommand,
+  UploadPartCommand,
+  ListPartsCommand,
+  CompleteMultipartUploadCommand,
+  AbortMultipartUploadCommand,
+  NotFound,
+  NoSuchKey,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+
+export interface StorageConfig {
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  bucket: string;
+}
+
+/** Parts of a multipart upload: S3 needs ≥ 5 MiB per part but the last. */
+export const PART_SIZE = 8 * 1024 * 1024;
+/** Above this, uploads are multipart (presigned UploadPart URLs), below a single presigned PUT. */
+export const MULTIPART_THRESHOLD = 16 * 1024 * 1024;
+
+/**
+ * The S3 bucket of this deployment. Every key is built by the server from ids (never from user input) under
+ * `tenants/<tenant uuid>/`, so one tenant's URL can never name another tenant's object.
+ */
+export class Storage {
+  readonly client: S3Client;
+  readonly bucket: string;
+
+  constructor(config: StorageConfig) {
+    this.bucket = config.bucket;
+    this.client = new S3Client({
+      endpoint: config.endpoint,
+      region: config.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey },
+      // s3rver (and some S3-compatibles) would store the SDK's aws-chunked checksum trailer as content.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 3,
+    });
+  }
+
+  static tenantPrefix(tenantId: string) {
+    return `tenants/${tenantId}/`;
+  }
+
+  static objectKey(tenantId: string, objectId: string) {
+    if (!/^[0-9a-f-]{36}$/.test(tenantId) || !/^[0-9a-f-]{36}$/.test(objectId)) throw new Error('object keys are built from uuids only');
+    return `${Storage.tenantPrefix(tenantId)}objects/${objectId}`;
+  }
+
+  async ensureBucket() {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch {
+      await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
+    }
+  }
+
+  async ready() {
+    await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+  }
+
+  presignPut(key: string, contentType: string, size: number, expiresIn: number) {
+    return getSignedUrl(this.client, new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: contentType, ContentLength: size }), {
+      expiresIn,
+      signableHeaders: new Set(['content-type', 'content-length']),
+    });
+  }
+
+  presignGet(key: string, filename: string, expiresIn: number) {
+    const safe = filename.replace(/["\\\r\n]/g, '_');
+    return getSignedUrl(
+      this.client,
+      new GetObjectCommand({ Bucket: this.bucket, Key: key, ResponseContentDisposition: `attachment; filename="${safe}"; filename*=UTF-8''${encodeURIComponent(filename)}` }),
+      { expiresIn },
+    );
+  }
+
+  async startMultipart(key: string, contentType: string) {
+    const r = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType }));
+    return r.UploadId!;
+  }
+
+  presignPart(key: string, uploadId: string, partNumber: number, expiresIn: number) {
+    return getSignedUrl(this.client, new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber }), { expiresIn });
+  }
+
+  /**
+   * Completes a multipart upload with the client's part ETags or, without them, the parts S3 lists (s3rver cannot
+   * list parts). False when the parts do not make the expected count or S3 refuses them.
+   */
+  async completeMultipart(key: string, uploadId: string, expectedParts: number, given?: Array<{ partNumber: number; etag: string }>) {
+    let parts = given?.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag }));
+    if (!parts) {
+      const listed = await this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MaxParts: 10000 })).catch(() => null);
+      if (!listed) return false;
+      parts = (listed.Parts ?? []).map((p) => ({ PartNumber: p.PartNumber!, ETag: p.ETag! }));
+    }
+    parts.sort((a, b) => a.PartNumber - b.PartNumber);
+    if (parts.length !== expectedParts || parts.some((p, i) => p.PartNumber !== i + 1)) return false;
+    try {
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async abortMultipart(key: string, uploadId: string) {
+    await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
+  }
+
+  /** Size of an object, or null when it does not exist. */
+  async size(key: string): Promise<number | null> {
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return r.ContentLength ?? 0;
+    } catch (e) {
+      if (e instanceof NotFound || e instanceof NoSuchKey || (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return null;
+      throw e;
+    }
+  }
+
+  async stream(key: string): Promise<Readable> {
+    const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+    return r.Body as Readable;
+  }
+
+  /** sha256 (hex) of an object, computed from its bytes as stored. */
+  async sha256(key: string): Promise<string> {
+    const hash = crypto.createHash('sha256');
+    for await (const chunk of await this.stream(key)) hash.update(chunk as Buffer);
+    return hash.digest('hex');
+  }
+
+  async read(key: string, maxBytes: number): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of await this.stream(key)) {
+      total += (chunk as Buffer).length;
+      if (total > maxBytes) throw new Error(`object larger than ${maxBytes} bytes`);
+      chunks.push(chunk as Buffer);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  async delete(key: string) {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+  }
+}

@@ -56,7 +56,7 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
     const storage = resolved.storage;
     await storage.ensureBucket();
     if (opts.migrate !== false) await migrate(url, (m) => log.debug(m));
-    const ownerPool = new pg.Pool({ connectionString: url, max: 2 });
+    const ownerPool = new pg.Pool({ connectionString: url, max: 4, application_name: 'tenantplane-owner' });
     ownerPool.on('error', (err) => log.warn({ err }, 'idle owner connection lost'));
     cleanup.push(() => ownerPool.end());
     const tokens = await AccessTokens.load(ownerPool, {
@@ -76,6 +76,7 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
     const services: Services = {
       config,
       db,
+      ownerPool,
       tokens,
       passwords: new PasswordHasher(config.auth.argon2),
       authenticator: new Authenticator(tokens, db, config.auth.oidc ? new OidcVerifier(config.auth.oidc) : undefined),

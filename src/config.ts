@@ -38,6 +38,9 @@ const Env = z.object({
   DOWNLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(10).max(7 * 86400).default(300),
   /** Run job workers in this process (`npm start`); `npm run worker` runs workers only. */
   WORKERS: z.enum(['true', 'false']).default('true'),
+  /** Sites get `<name>.<BASE_DOMAIN>` by default; soft-deleted sites are purged after SITE_RETENTION_DAYS. */
+  BASE_DOMAIN: z.string().regex(/^[a-z0-9.-]+$/).default('sites.localhost'),
+  SITE_RETENTION_DAYS: z.coerce.number().int().min(0).default(30),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -87,6 +90,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       downloadUrlTtl: e.DOWNLOAD_URL_TTL_SECONDS,
     },
     workers: e.WORKERS === 'true',
+    sites: { baseDomain: e.BASE_DOMAIN, retentionDays: e.SITE_RETENTION_DAYS },
     logLevel: e.LOG_LEVEL,
   };
 }

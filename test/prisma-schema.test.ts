@@ -205,9 +205,9 @@ describe('prisma/schema.prisma against the migrated database (schema app_public)
         const c = columns.find((c) => c.table === tableOf(m) && c.column === columnOf(f));
         if (!c) continue; // reported by the column test
         const where = `${m.name}.${f.name} (${c.table}.${c.column})`;
-        if (f.isList) mismatches.push(`${where}: list fields are not used here`);
-        if (f.isRequired === c.nullable) mismatches.push(`${where}: Prisma ${f.isRequired ? 'required' : 'optional'}, column ${c.nullable ? 'nullable' : 'NOT NULL'}`);
-        const udt = expectedUdt(f);
+        // Scalar lists (String[]) are NOT NULL arrays: Prisma marks them not required, and their udt is `_<element>`.
+        if (f.isList ? c.nullable : f.isRequired === c.nullable) mismatches.push(`${where}: Prisma ${f.isRequired ? 'required' : 'optional'}, column ${c.nullable ? 'nullable' : 'NOT NULL'}`);
+        const udt = f.isList ? `_${expectedUdt(f)}` : expectedUdt(f);
         if (c.udtName !== udt) mismatches.push(`${where}: Prisma ${f.type}${f.nativeType ? ` @db.${f.nativeType[0]}` : ''} expects ${udt}, column is ${c.udtName}`);
         if (f.kind === 'enum' && (c.dataType !== 'USER-DEFINED' || c.udtSchema !== SCHEMA)) mismatches.push(`${where}: enum column is ${c.dataType} in ${c.udtSchema}`);
         // A Prisma default the database lacks breaks inserts through Prisma; the reverse forces needless values.

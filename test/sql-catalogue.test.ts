@@ -59,7 +59,7 @@ describe('row-level security is enabled and forced', () => {
     );
     // Sanity: the migrations created what we think they did.
     const names = tables.map((t) => `${t.schema}.${t.name}`);
-    for (const expected of ['app_public.users', 'app_public.tenants', 'app_public.memberships', 'app_public.invitations', 'app_public.audit_events', 'app_private.user_secrets', 'app_private.refresh_tokens']) {
+    for (const expected of ['app_public.users', 'app_public.tenants', 'app_public.memberships', 'app_public.invitations', 'app_public.audit_events', 'app_public.chat_sessions', 'app_public.chat_messages', 'app_public.social_links', 'app_private.user_secrets', 'app_private.refresh_tokens']) {
       expect(names).toContain(expected);
     }
     const unprotected = tables.filter((t) => !t.rls || !t.forced).map((t) => `${t.schema}.${t.name} (rls=${t.rls}, forced=${t.forced})`);

@@ -18,6 +18,9 @@ interface Side {
   slug: string;
   ownerId: string;
   memberId: string;
+  /** A chat session of the owner and one of the member, each with one message (sql/0006: private to their user). */
+  ownerSessionId: string;
+  memberSessionId: string;
 }
 
 let app: TestApp;
@@ -37,7 +40,17 @@ async function setUpTenant(prefix: string): Promise<Side> {
   await owner.gql.ok(`mutation($input: InviteMemberInput!) { inviteMember(input: $input) { id } }`, {
     input: { tenantId: tenant.id, email: uniqueEmail(`${prefix}-pending`), role: 'VIEWER' },
   });
-  return { tenantId: uuidOf(tenant.id), slug: tenant.slug, ownerId: uuidOf(owner.id), memberId: uuidOf(member.id) };
+  // Chats of each, and a social link of the tenant.
+  const chat = async (u: TestUser) => {
+    const s = await u.gql.ok(`mutation($i: CreateChatSessionInput!) { createChatSession(input: $i) { id } }`, { i: { tenantId: tenant.id, title: `${prefix} chat` } });
+    await u.gql.ok(`mutation($i: PostMessageInput!) { postMessage(input: $i) { id } }`, { i: { sessionId: s.createChatSession.id, role: 'USER', content: 'hello' } });
+    return (JSON.parse(uuidOf(s.createChatSession.id)) as [string, string])[1];
+  };
+  const [ownerSessionId, memberSessionId] = [await chat(owner), await chat(member)];
+  await owner.gql.ok(`mutation($i: AddSocialLinkInput!) { addSocialLink(input: $i) { id } }`, {
+    i: { tenantId: tenant.id, platform: 'TWITTER', url: `https://twitter.com/${prefix}` },
+  });
+  return { tenantId: uuidOf(tenant.id), slug: tenant.slug, ownerId: uuidOf(owner.id), memberId: uuidOf(member.id), ownerSessionId, memberSessionId };
 }
 
 beforeAll(async () => {
@@ -195,6 +208,42 @@ const cases: Case[] = [
   },
   { name: 'insert tenants (no grant)', insert: true, sql: () => [`insert into app_public.tenants (slug, name) values ($1, 'x')`, [`probe-${crypto.randomBytes(4).toString('hex')}`]], foreign: 'permission', own: 'permission', staff: 'permission' },
   { name: 'insert users (no grant)', insert: true, sql: () => [`insert into app_public.users (email, name) values ($1, 'x')`, [uniqueEmail('probe')]], foreign: 'permission', own: 'permission', staff: 'permission' },
+
+  // Chats (private to their user, even inside the tenant) and social links (sql/0006)
+  { name: "select the owner's chat_sessions", sql: (t) => [`select * from app_public.chat_sessions where tenant_id = $1 and user_id = $2`, [t.tenantId, t.ownerId]], foreign: 0, own: 'all', staff: 0 },
+  { name: "select a member's chat_sessions (private)", sql: (t) => [`select * from app_public.chat_sessions where tenant_id = $1 and user_id = $2`, [t.tenantId, t.memberId]], foreign: 0, own: 0, staff: 0 },
+  { name: "select the owner's chat_messages", sql: (t) => [`select * from app_public.chat_messages where tenant_id = $1 and session_id = $2`, [t.tenantId, t.ownerSessionId]], foreign: 0, own: 'all', staff: 0 },
+  { name: "select a member's chat_messages (private)", sql: (t) => [`select * from app_public.chat_messages where tenant_id = $1 and session_id = $2`, [t.tenantId, t.memberSessionId]], foreign: 0, own: 0, staff: 0 },
+  { name: 'select social_links', sql: (t) => [`select * from app_public.social_links where tenant_id = $1`, [t.tenantId]], foreign: 0, own: 'all', staff: 0 },
+  { name: "update the owner's chat_sessions.updated_at", sql: (t) => [`update app_public.chat_sessions set updated_at = now() where tenant_id = $1 and id = $2 returning *`, [t.tenantId, t.ownerSessionId]], foreign: 0, own: 'all', staff: 0 },
+  { name: "update a member's chat_sessions.updated_at", sql: (t) => [`update app_public.chat_sessions set updated_at = now() where tenant_id = $1 and id = $2 returning *`, [t.tenantId, t.memberSessionId]], foreign: 0, own: 0, staff: 0 },
+  { name: 'update chat_sessions.title (no column grant)', sql: (t) => [`update app_public.chat_sessions set title = 'pwned' where tenant_id = $1 returning *`, [t.tenantId]], foreign: 'permission', own: 'permission', staff: 'permission' },
+  { name: 'take over chat_sessions.user_id (no column grant)', sql: (t, actor) => [`update app_public.chat_sessions set user_id = $2 where tenant_id = $1 returning *`, [t.tenantId, actor]], foreign: 'permission', own: 'permission', staff: 'permission' },
+  { name: 'update chat_messages (no grant)', sql: (t) => [`update app_public.chat_messages set content = 'rewritten' where tenant_id = $1 returning *`, [t.tenantId]], foreign: 'permission', own: 'permission', staff: 'permission' },
+  { name: 'update social_links (no grant)', sql: (t) => [`update app_public.social_links set url = 'https://twitter.com/pwned' where tenant_id = $1 returning *`, [t.tenantId]], foreign: 'permission', own: 'permission', staff: 'permission' },
+  { name: 'delete chat_sessions (no grant)', sql: (t) => [`delete from app_public.chat_sessions where tenant_id = $1 returning *`, [t.tenantId]], foreign: 'permission', own: 'permission', staff: 'permission' },
+  { name: 'delete chat_messages (no grant)', sql: (t) => [`delete from app_public.chat_messages where tenant_id = $1 returning *`, [t.tenantId]], foreign: 'permission', own: 'permission', staff: 'permission' },
+  { name: 'delete social_links', sql: (t) => [`delete from app_public.social_links where tenant_id = $1 returning *`, [t.tenantId]], foreign: 0, own: 'all', staff: 0 },
+  { name: 'insert chat_sessions', insert: true, sql: (t, actor) => [`insert into app_public.chat_sessions (tenant_id, user_id, title) values ($1, $2, 'probe')`, [t.tenantId, actor]], foreign: 'rls', own: 1, staff: 'rls' },
+  { name: 'insert chat_sessions for the target member', insert: true, sql: (t) => [`insert into app_public.chat_sessions (tenant_id, user_id, title) values ($1, $2, 'probe')`, [t.tenantId, t.memberId]], foreign: 'rls', own: 'rls', staff: 'rls' },
+  { name: "insert chat_messages into the owner's session", insert: true, sql: (t) => [`insert into app_public.chat_messages (tenant_id, session_id, role, content) values ($1, $2, 'USER', 'probe')`, [t.tenantId, t.ownerSessionId]], foreign: 'rls', own: 1, staff: 'rls' },
+  { name: "insert chat_messages into a member's session", insert: true, sql: (t) => [`insert into app_public.chat_messages (tenant_id, session_id, role, content) values ($1, $2, 'USER', 'probe')`, [t.tenantId, t.memberSessionId]], foreign: 'rls', own: 'rls', staff: 'rls' },
+  {
+    name: 'insert social_links',
+    insert: true,
+    sql: (t, actor) => [`insert into app_public.social_links (tenant_id, platform, url, created_by) values ($1, 'YOUTUBE', $2, $3)`, [t.tenantId, `https://youtube.com/@${crypto.randomBytes(4).toString('hex')}`, actor]],
+    foreign: 'rls',
+    own: 1,
+    staff: 'rls',
+  },
+  {
+    name: 'insert social_links in the name of the target member',
+    insert: true,
+    sql: (t) => [`insert into app_public.social_links (tenant_id, platform, url, created_by) values ($1, 'YOUTUBE', $2, $3)`, [t.tenantId, `https://youtube.com/@${crypto.randomBytes(4).toString('hex')}`, t.memberId]],
+    foreign: 'rls',
+    own: 'rls',
+    staff: 'rls',
+  },
 ];
 
 describe('user A (owner of tenant A) against tenant B, statement by statement', () => {
@@ -215,7 +264,7 @@ describe('user A (owner of tenant A) against tenant B, statement by statement', 
     await inTx({ userId: A.ownerId }, async () => {
       const tenants = await db.query(`select id from app_public.tenants`);
       expect(tenants.rows.map((r) => r.id)).toEqual([A.tenantId]);
-      for (const table of ['memberships', 'invitations', 'audit_events']) {
+      for (const table of ['memberships', 'invitations', 'audit_events', 'chat_sessions', 'chat_messages', 'social_links']) {
         const { rows } = await db.query(`select distinct tenant_id from app_public.${table}`);
         expect(rows.map((r) => r.tenant_id), table).toEqual([A.tenantId]);
       }
@@ -282,7 +331,7 @@ describe('X-Tenant narrowing (app.tenant_id)', () => {
 
 describe('without a user', () => {
   const nothingVisible = async () => {
-    for (const table of ['tenants', 'memberships', 'invitations', 'audit_events', 'users']) {
+    for (const table of ['tenants', 'memberships', 'invitations', 'audit_events', 'users', 'chat_sessions', 'chat_messages', 'social_links']) {
       const { rows } = await db.query(`select count(*)::int as n from app_public.${table}`);
       expect(rows[0].n, table).toBe(0);
     }
@@ -307,7 +356,7 @@ describe('without a user', () => {
       await fresh.query(`select set_config('role', $1, true)`, [APP_ROLE]);
       const { rows } = await fresh.query(`select current_setting('app.user_id', true) as u`);
       expect(rows[0].u).toBeNull();
-      for (const table of ['tenants', 'memberships', 'invitations', 'audit_events', 'users']) {
+      for (const table of ['tenants', 'memberships', 'invitations', 'audit_events', 'users', 'chat_sessions', 'chat_messages', 'social_links']) {
         const r = await fresh.query(`select count(*)::int as n from app_public.${table}`);
         expect(r.rows[0].n, table).toBe(0);
       }

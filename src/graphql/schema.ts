@@ -4,6 +4,8 @@ import '../modules/identity/types.ts';
 import '../modules/tenants/types.ts';
 import '../modules/audit/types.ts';
 import '../modules/documents/types.ts';
+import '../modules/jobs/types.ts';
+import '../modules/sites/types.ts';
 import '../modules/chat/types.ts';
 import '../modules/social/types.ts';
 

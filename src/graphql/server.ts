@@ -125,9 +125,20 @@ export async function startHttpServer(services: Services, port: number, host: st
         afterRollback: [],
       }),
       // Every result sent over the socket goes through the same masking as HTTP responses.
-      onNext: (_ctx, _id, _payload, _args, result) => {
+      onNext: (_ctx, _id, _payload, args, result) => {
         if (!result.errors?.length) return;
-        return { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e)) };
+        const requestId = (args.contextValue as Context | undefined)?.requestId;
+        return {
+          ...result,
+          errors: result.errors.map((e) => {
+            const formatted = formatError(e.toJSON(), e);
+            if (formatted.extensions?.code === 'INTERNAL_SERVER_ERROR') {
+              services.log.error({ err: e.originalError ?? e, requestId, path: e.path }, 'unexpected subscription error');
+              return { ...formatted, extensions: { ...formatted.extensions, requestId } };
+            }
+            return formatted;
+          }),
+        };
       },
       onError: (_ctx, _id, _payload, errors) => {
         return errors.map((e) => {

@@ -158,6 +158,10 @@ export class Storage {
     return Buffer.concat(chunks);
   }
 
+  async putEmpty(key: string) {
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: '' }));
+  }
+
   async delete(key: string) {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
   }

@@ -1,5 +1,6 @@
 import { builder } from '../../graphql/builder.ts';
-import { deliverUnderContext } from '../../graphql/subscriptions.ts';
+import { checkOnSubscribe, loadEvent, visibleNotices } from '../../graphql/subscriptions.ts';
+import type { ChangeNotice } from '../../graphql/events.ts';
 import { uuidFromGlobalId } from '../../graphql/ids.ts';
 import { requireTenantRole } from '../tenants/access.ts';
 
@@ -28,21 +29,18 @@ builder.subscriptionField('auditEvents', (t) =>
     args: { tenantId: t.arg.id({ required: true }) },
     subscribe: async (_root, args, ctx) => {
       const tenantId = uuidFromGlobalId('Tenant', String(args.tenantId), 'tenantId');
-      const check = await ctx.services.db.open({ userId: ctx.userId, tenant: ctx.tenant, requestId: ctx.requestId });
-      try {
-        ctx.db = check.tx;
-        await requireTenantRole(ctx, tenantId, 'ADMIN');
-      } finally {
-        await check.commit().catch(() => undefined);
-      }
+      await checkOnSubscribe(ctx, () => requireTenantRole(ctx, tenantId, 'ADMIN'));
       const abort = new AbortController();
-      return deliverUnderContext(
+      return visibleNotices(
         ctx,
         ctx.services.events.notices('audit', tenantId, abort.signal),
-        (c, notice) => c.db.auditEvent.findUnique({ where: { tenantId_id: { tenantId: notice.tenantId, id: BigInt(notice.id) } } }),
+        async (tx, n) => (await tx.auditEvent.count({ where: { tenantId: n.tenantId, id: BigInt(n.id) } })) > 0,
         abort,
       );
     },
-    resolve: (_query, event) => event as never,
+    resolve: (query, notice, _args, ctx) => {
+      const n = notice as unknown as ChangeNotice;
+      return loadEvent(ctx, (tx) => tx.auditEvent.findUnique({ ...query, where: { tenantId_id: { tenantId: n.tenantId, id: BigInt(n.id) } } }));
+    },
   }),
 );

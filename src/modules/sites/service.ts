@@ -1,0 +1,106 @@
+import { z } from 'zod';
+import type { Context } from '../../graphql/context.ts';
+import { badInput, conflict, notFound, quotaExceeded, translateDatabaseError } from '../../graphql/errors.ts';
+import { displayName, parseInput, slug } from '../../graphql/validate.ts';
+import type { SiteStatus } from '../../db/generated/prisma/enums.ts';
+import { audited, recordAudit } from '../audit/service.ts';
+import { requireTenantRole } from '../tenants/access.ts';
+import { enqueueTrackedJob } from '../jobs/service.ts';
+import { APPS } from './apps.ts';
+import { assertTransition } from './lifecycle.ts';
+
+/** Names a site cannot take on top of the reserved tenant slugs (they are hostnames under BASE_DOMAIN). */
+const RESERVED_SITE_NAMES = new Set(['mail', 'smtp', 'imap', 'pop', 'ftp', 'ns', 'dns', 'vpn', 'proxy', 'cdn', 'assets', 'console']);
+
+const CreateSiteInput = z.object({
+  name: slug.refine((n) => !RESERVED_SITE_NAMES.has(n), 'this site name is reserved'),
+  displayName: displayName('display name', 100),
+  apps: z
+    .array(z.string())
+    .max(10)
+    .default([])
+    .refine((apps) => apps.every((a) => a in APPS), { message: `unknown app: available apps are ${Object.keys(APPS).join(', ')}` })
+    .transform((apps) => [...new Set(apps)]),
+});
+
+export const SITE_PROVISION_ATTEMPTS = 3;
+
+async function findSite(ctx: Context, tenantId: string, siteId: string) {
+  const site = await ctx.db.site.findUnique({ where: { tenantId_id: { tenantId, id: siteId } } });
+  if (!site) throw notFound('site');
+  return site;
+}
+
+export function createSite(ctx: Context, tenantId: string, raw: unknown) {
+  return audited(ctx, { tenantId, action: 'createSite', targetType: 'Site' }, async () => {
+    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    const input = parseInput(CreateSiteInput, raw);
+    const tenant = await ctx.db.tenant.findUniqueOrThrow({ where: { id: tenantId }, select: { plan: { select: { name: true, maxSites: true } } } });
+    const active = await ctx.db.site.count({ where: { tenantId, status: { not: 'DELETED' } } });
+    if (active >= tenant.plan.maxSites) throw quotaExceeded(`the ${tenant.plan.name} plan allows ${tenant.plan.maxSites} sites`);
+    const site = await ctx.db.site
+      .create({
+        data: {
+          tenantId,
+          name: input.name,
+          displayName: input.displayName,
+          domain: `${input.name}.${ctx.services.config.sites.baseDomain}`,
+          apps: input.apps,
+          createdBy: ctx.userId,
+        },
+      })
+      .catch((e) => translateDatabaseError(e, { uniqueViolation: conflict(`the site name "${input.name}" is taken`, 'name') }));
+    const job = await enqueueTrackedJob(ctx, { tenantId, queue: 'site-provision', siteId: site.id, maxAttempts: SITE_PROVISION_ATTEMPTS, data: { siteId: site.id } });
+    await recordAudit(ctx, { tenantId, action: 'createSite', targetType: 'Site', targetId: site.id, details: { name: input.name, apps: input.apps } });
+    return { site, job };
+  });
+}
+
+export function retrySiteProvisioning(ctx: Context, tenantId: string, siteId: string) {
+  return audited(ctx, { tenantId, action: 'retrySiteProvisioning', targetType: 'Site', targetId: siteId }, async () => {
+    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    const site = await findSite(ctx, tenantId, siteId);
+    assertTransition(site.status, 'PENDING', 'retry the provisioning of');
+    await setStatus(ctx, tenantId, siteId, 'PENDING');
+    const job = await enqueueTrackedJob(ctx, { tenantId, queue: 'site-provision', siteId, maxAttempts: SITE_PROVISION_ATTEMPTS, data: { siteId } });
+    await recordAudit(ctx, { tenantId, action: 'retrySiteProvisioning', targetType: 'Site', targetId: siteId });
+    return { site, job };
+  });
+}
+
+async function setStatus(ctx: Context, tenantId: string, siteId: string, status: SiteStatus, extra: Record<string, unknown> = {}) {
+  await ctx.db.site.updateMany({ where: { tenantId, id: siteId }, data: { status, updatedAt: new Date(), ...extra } });
+}
+
+/** suspend / resume / delete: admin-only moves of the state machine. */
+export function changeSiteState(ctx: Context, tenantId: string, siteId: string, action: 'suspend' | 'resume' | 'delete') {
+  const auditAction = `${action}Site`;
+  return audited(ctx, { tenantId, action: auditAction, targetType: 'Site', targetId: siteId }, async () => {
+    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    const site = await findSite(ctx, tenantId, siteId);
+    const to: SiteStatus = action === 'suspend' ? 'SUSPENDED' : action === 'resume' ? 'HEALTHY' : 'SOFT_DELETED';
+    assertTransition(site.status, to, action);
+    const extra =
+      action === 'delete'
+        ? { deletedAt: new Date(), retentionUntil: new Date(Date.now() + ctx.services.config.sites.retentionDays * 86400_000) }
+        : {};
+    await setStatus(ctx, tenantId, siteId, to, extra);
+    await recordAudit(ctx, { tenantId, action: auditAction, targetType: 'Site', targetId: siteId, details: { from: site.status, to } });
+    return siteId;
+  });
+}
+
+const MAX_CONFIG_BYTES = 64 * 1024;
+
+export function updateSiteConfig(ctx: Context, tenantId: string, siteId: string, config: unknown) {
+  return audited(ctx, { tenantId, action: 'updateSiteConfig', targetType: 'Site', targetId: siteId }, async () => {
+    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    const site = await findSite(ctx, tenantId, siteId);
+    if (config === null || typeof config !== 'object' || Array.isArray(config)) throw badInput('config', 'the site config is a JSON object');
+    if (Buffer.byteLength(JSON.stringify(config)) > MAX_CONFIG_BYTES) throw badInput('config', `the site config is limited to ${MAX_CONFIG_BYTES} bytes`);
+    if (site.status === 'DELETED' || site.status === 'SOFT_DELETED') throw badInput('siteId', `cannot configure a site that is ${site.status}`);
+    await ctx.db.site.updateMany({ where: { tenantId, id: siteId }, data: { config: config as object, updatedAt: new Date() } });
+    await recordAudit(ctx, { tenantId, action: 'updateSiteConfig', targetType: 'Site', targetId: siteId });
+    return siteId;
+  });
+}

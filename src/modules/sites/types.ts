@@ -1,0 +1,122 @@
+import { builder } from '../../graphql/builder.ts';
+import { tenantScopedIdFromGlobalId, uuidFromGlobalId } from '../../graphql/ids.ts';
+import * as sites from './service.ts';
+
+const SiteStatusEnum = builder.enumType('SiteStatus', {
+  description: 'PENDING → PROVISIONING → RUNNING → HEALTHY; FAILED; SUSPENDED; SOFT_DELETED → DELETED; RESTORING.',
+  values: ['PENDING', 'PROVISIONING', 'RUNNING', 'HEALTHY', 'FAILED', 'SUSPENDED', 'SOFT_DELETED', 'DELETED', 'RESTORING'] as const,
+});
+
+builder.prismaNode('Site', {
+  id: { field: 'tenantId_id' },
+  nullable: true,
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    displayName: t.exposeString('displayName'),
+    domain: t.exposeString('domain'),
+    status: t.expose('status', { type: SiteStatusEnum }),
+    apps: t.exposeStringList('apps'),
+    config: t.expose('config', { type: 'JSON' }),
+    schemaName: t.exposeString('schemaName', { nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    deletedAt: t.expose('deletedAt', { type: 'DateTime', nullable: true }),
+    retentionUntil: t.expose('retentionUntil', { type: 'DateTime', nullable: true }),
+    sizeBytes: t.field({
+      type: 'BigInt',
+      nullable: true,
+      select: { schemas: { select: { sizeBytes: true }, take: 1 } },
+      resolve: (site) => site.schemas[0]?.sizeBytes ?? null,
+    }),
+    lastBackupAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      select: { schemas: { select: { lastBackupAt: true }, take: 1 } },
+      resolve: (site) => site.schemas[0]?.lastBackupAt ?? null,
+    }),
+    jobs: t.relatedConnection('jobs', { totalCount: true, cursor: 'tenantId_id', query: () => ({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }) }),
+  }),
+});
+
+builder.prismaObjectFields('Job', (t) => ({ site: t.relation('site', { nullable: true }) }));
+
+builder.prismaObjectFields('Tenant', (t) => ({
+  sites: t.relatedConnection('sites', {
+    totalCount: true,
+    args: { status: t.arg({ type: SiteStatusEnum }) },
+    cursor: 'tenantId_id',
+    query: (args) => ({ where: args.status ? { status: args.status } : {}, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
+  }),
+}));
+
+const SiteJobPayload = builder.objectRef<{ tenantId: string; siteId: string; jobId: string }>('SiteJobPayload').implement({
+  description: 'A site and the job now working on it.',
+  fields: (t) => ({
+    site: t.prismaField({
+      type: 'Site',
+      resolve: (query, p, _args, ctx) => ctx.db.site.findUniqueOrThrow({ ...query, where: { tenantId_id: { tenantId: p.tenantId, id: p.siteId } } }),
+    }),
+    job: t.prismaField({
+      type: 'Job',
+      resolve: (query, p, _args, ctx) => ctx.db.job.findUniqueOrThrow({ ...query, where: { tenantId_id: { tenantId: p.tenantId, id: p.jobId } } }),
+    }),
+  }),
+});
+
+const CreateSiteInput = builder.inputType('CreateSiteInput', {
+  fields: (t) => ({
+    tenantId: t.id({ required: true }),
+    name: t.string({ required: true, description: 'DNS-safe: lowercase letters, digits, hyphens, 3–63 characters; unique in the deployment.' }),
+    displayName: t.string({ required: true }),
+    apps: t.stringList({ description: 'Built-in apps to install: notes, crm.' }),
+  }),
+});
+
+const siteId = (raw: unknown) => tenantScopedIdFromGlobalId('Site', String(raw), 'siteId');
+
+builder.mutationFields((t) => ({
+  createSite: t.field({
+    type: SiteJobPayload,
+    description: 'Creates a site (PENDING) and its provisioning job. Admins and owners only; the plan caps the number of sites.',
+    args: { input: t.arg({ type: CreateSiteInput, required: true }) },
+    resolve: async (_root, { input }, ctx) => {
+      const tenantId = uuidFromGlobalId('Tenant', String(input.tenantId), 'tenantId');
+      const { site, job } = await sites.createSite(ctx, tenantId, { name: input.name, displayName: input.displayName, apps: input.apps ?? [] });
+      return { tenantId, siteId: site.id, jobId: job.id };
+    },
+  }),
+  retrySiteProvisioning: t.field({
+    type: SiteJobPayload,
+    description: 'FAILED → PENDING with a new provisioning job.',
+    args: { siteId: t.arg.id({ required: true }) },
+    resolve: async (_root, args, ctx) => {
+      const { tenantId, id } = siteId(args.siteId);
+      const { job } = await sites.retrySiteProvisioning(ctx, tenantId, id);
+      return { tenantId, siteId: id, jobId: job.id };
+    },
+  }),
+  ...Object.fromEntries(
+    (['suspend', 'resume', 'delete'] as const).map((action) => [
+      `${action}Site`,
+      t.prismaField({
+        type: 'Site',
+        description:
+          action === 'delete' ? 'SOFT_DELETED now, DELETED (schema, role and files removed) after the retention period.' : action === 'suspend' ? 'RUNNING/HEALTHY → SUSPENDED.' : 'SUSPENDED → HEALTHY.',
+        args: { siteId: t.arg.id({ required: true }) },
+        resolve: async (query, _root, args, ctx) => {
+          const { tenantId, id } = siteId(args.siteId);
+          await sites.changeSiteState(ctx, tenantId, id, action);
+          return ctx.db.site.findUniqueOrThrow({ ...query, where: { tenantId_id: { tenantId, id } } });
+        },
+      }),
+    ]),
+  ),
+  updateSiteConfig: t.prismaField({
+    type: 'Site',
+    args: { siteId: t.arg.id({ required: true }), config: t.arg({ type: 'JSON', required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      const { tenantId, id } = siteId(args.siteId);
+      await sites.updateSiteConfig(ctx, tenantId, id, args.config);
+      return ctx.db.site.findUniqueOrThrow({ ...query, where: { tenantId_id: { tenantId, id } } });
+    },
+  }),
+}));

@@ -1,0 +1,199 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient, type Client } from 'graphql-ws';
+import WebSocket from 'ws';
+import pg from 'pg';
+import { startTestApp, type TestApp } from './support/app.ts';
+import { signUp, createTenant, addMember, type TestUser } from './support/client.ts';
+
+/** Sites through GraphQL: provisioning by a job whose progress streams live, the lifecycle, and isolation. */
+let app: TestApp;
+let owner: TestUser, member: TestUser, outsider: TestUser;
+let tenant: { id: string; slug: string };
+let other: { id: string; slug: string };
+let sql: pg.Client;
+const clients: Client[] = [];
+
+const CREATE = `mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id name status domain apps } job { id status type progress } } }`;
+const SITE = `query($id: ID!) { node(id: $id) { ... on Site { id name status schemaName sizeBytes apps jobs { edges { node { id status progress step logs attempts } } } } } }`;
+
+function ws(token: string) {
+  const c = createClient({ url: app.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0 });
+  clients.push(c);
+  return c;
+}
+
+async function waitForSite(user: TestUser, id: string, statuses: string[], ms = 20000) {
+  const start = Date.now();
+  for (;;) {
+    const s = (await user.gql.ok(SITE, { id })).node;
+    if (s && statuses.includes(s.status)) return s;
+    if (Date.now() - start > ms) throw new Error(`site still ${s?.status}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+beforeAll(async () => {
+  app = await startTestApp();
+  owner = await signUp(app, 'owner');
+  member = await signUp(app, 'member');
+  outsider = await signUp(app, 'outsider');
+  tenant = await createTenant(owner, 'sites');
+  other = await createTenant(outsider, 'other-sites');
+  await addMember(owner, tenant.id, member, 'MEMBER');
+  sql = new pg.Client({ connectionString: app.databaseUrl });
+  await sql.connect();
+  await sql.query(`update app_public.tenants set plan_id = 'pro' where slug = $1`, [tenant.slug]);
+});
+afterAll(async () => {
+  for (const c of clients) await c.dispose();
+  await sql?.end();
+  await app?.stop();
+});
+
+describe('site provisioning', () => {
+  it('create → provisioned → healthy, with progress rising to 100 live over a subscription', async () => {
+    const name = `shop-${process.pid}`;
+    // Subscribe to the tenant's jobs first, then create: every change of the provisioning job arrives.
+    const events: any[] = [];
+    const client = ws(owner.gql.token!);
+    const done = new Promise<void>((resolve, reject) => {
+      client.subscribe(
+        { query: `subscription($t: ID!) { tenantJobs(tenantId: $t) { id type status progress step site { name status } } }`, variables: { t: tenant.id } },
+        {
+          next: (v) => {
+            if (v.errors) return reject(new Error(JSON.stringify(v.errors)));
+            const job = (v.data as any).tenantJobs;
+            events.push(job);
+            if (job.status === 'COMPLETED' || job.status === 'FAILED') resolve();
+          },
+          error: reject,
+          complete: () => resolve(),
+        },
+      );
+    });
+    // Wait until the subscription is live (the server confirms nothing, so probe with a harmless job-less delay).
+    await new Promise((r) => setTimeout(r, 300));
+    const created = (await owner.gql.ok(CREATE, { i: { tenantId: tenant.id, name, displayName: 'My Shop', apps: ['notes', 'crm'] } })).createSite;
+    expect(created.site).toMatchObject({ name, status: 'PENDING', domain: `${name}.sites.localhost`, apps: ['notes', 'crm'] });
+    expect(created.job).toMatchObject({ status: 'PENDING', type: 'site-provision', progress: 0 });
+    await done;
+    const progress = events.filter((e) => e.id === created.job.id).map((e) => e.progress);
+    expect(progress.length).toBeGreaterThan(3);
+    for (let i = 1; i < progress.length; i++) expect(progress[i]).toBeGreaterThanOrEqual(progress[i - 1]);
+    expect(progress.at(-1)).toBe(100);
+    expect(events.at(-1)).toMatchObject({ status: 'COMPLETED', site: { name, status: 'HEALTHY' } });
+
+    const site = await waitForSite(owner, created.site.id, ['HEALTHY']);
+    expect(site.schemaName).toMatch(/^site_[0-9a-f]{32}$/);
+    expect(site.sizeBytes).toBeGreaterThan(0);
+    expect(site.jobs.edges[0].node).toMatchObject({ status: 'COMPLETED', progress: 100, attempts: 1 });
+    // The schema holds the apps' tables and is owned by the site's own role.
+    const tables = await sql.query(`select table_name from information_schema.tables where table_schema = $1 order by 1`, [site.schemaName]);
+    expect(tables.rows.map((r) => r.table_name)).toEqual(['contacts', 'deals', 'notes']);
+    const owners = await sql.query(`select nspowner::regrole::text as owner from pg_namespace where nspname = $1`, [site.schemaName]);
+    expect(owners.rows[0].owner).toBe(`${site.schemaName}_owner`);
+    const recorded = await sql.query(`select owner_role, size_bytes from app_public.tenant_schemas where schema_name = $1`, [site.schemaName]);
+    expect(recorded.rows[0].owner_role).toBe(`${site.schemaName}_owner`);
+  });
+
+  it('a site role sees its own schema and nothing else', async () => {
+    const a = (await owner.gql.ok(CREATE, { i: { tenantId: tenant.id, name: `iso-a-${process.pid}`, displayName: 'A', apps: ['notes'] } })).createSite;
+    const b = (await owner.gql.ok(CREATE, { i: { tenantId: tenant.id, name: `iso-b-${process.pid}`, displayName: 'B', apps: ['notes'] } })).createSite;
+    const sa = await waitForSite(owner, a.site.id, ['HEALTHY']);
+    const sb = await waitForSite(owner, b.site.id, ['HEALTHY']);
+    await sql.query('begin');
+    try {
+      await sql.query(`set local role "${sa.schemaName}_owner"`);
+      await sql.query(`insert into "${sa.schemaName}".notes (title) values ('mine')`);
+      for (const probe of [`select * from "${sb.schemaName}".notes`, `select * from app_public.tenants`, `select * from app_private.user_secrets`, `select * from app_public.documents`]) {
+        await sql.query('savepoint p');
+        await expect(sql.query(probe), probe).rejects.toThrow(/permission denied/);
+        await sql.query('rollback to savepoint p');
+      }
+    } finally {
+      await sql.query('rollback');
+    }
+  });
+});
+
+describe('lifecycle and bad input', () => {
+  it('refuses invalid, reserved and duplicate names, unknown apps, and more sites than the plan allows', async () => {
+    const code = async (i: Record<string, unknown>) => (await owner.gql.request(CREATE, { i: { tenantId: tenant.id, displayName: 'X', ...i } })).errors?.[0]?.extensions;
+    for (const name of ['ab', 'Has_Upper', '-x-', 'a--b', 'x'.repeat(64)]) expect(await code({ name }), name).toMatchObject({ code: 'BAD_USER_INPUT', field: 'name' });
+    for (const name of ['admin', 'www', 'mail']) expect(await code({ name }), name).toMatchObject({ code: 'BAD_USER_INPUT', field: 'name' });
+    expect(await code({ name: `shop-${process.pid}` })).toMatchObject({ code: 'CONFLICT', field: 'name' });
+    expect(await code({ name: `apps-${process.pid}`, apps: ['wordpress'] })).toMatchObject({ code: 'BAD_USER_INPUT', field: 'apps' });
+    // Members cannot create sites.
+    expect((await member.gql.request(CREATE, { i: { tenantId: tenant.id, name: `m-${process.pid}`, displayName: 'M' } })).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    // The free plan allows 2 sites.
+    const free = await createTenant(owner, 'free-sites');
+    for (const n of [1, 2]) await owner.gql.ok(CREATE, { i: { tenantId: free.id, name: `free-${n}-${process.pid}`, displayName: 'F' } });
+    const over = await owner.gql.request(CREATE, { i: { tenantId: free.id, name: `free-3-${process.pid}`, displayName: 'F' } });
+    expect(over.errors?.[0]?.extensions?.code).toBe('QUOTA_EXCEEDED');
+  });
+
+  it('suspend, resume, delete with retention; illegal transitions name the current state', async () => {
+    const c = (await owner.gql.ok(CREATE, { i: { tenantId: tenant.id, name: `life-${process.pid}`, displayName: 'Life' } })).createSite;
+    await waitForSite(owner, c.site.id, ['HEALTHY']);
+    const act = (m: string) => owner.gql.request(`mutation($s: ID!) { ${m}(siteId: $s) { status deletedAt retentionUntil } }`, { s: c.site.id });
+    const bad = await act('resumeSite');
+    expect(bad.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'siteId' });
+    expect(bad.errors?.[0]?.message).toMatch(/HEALTHY/);
+    expect((await act('suspendSite')).data?.suspendSite.status).toBe('SUSPENDED');
+    expect((await act('resumeSite')).data?.resumeSite.status).toBe('HEALTHY');
+    const retry = await owner.gql.request(`mutation($s: ID!) { retrySiteProvisioning(siteId: $s) { job { id } } }`, { s: c.site.id });
+    expect(retry.errors?.[0]?.message).toMatch(/HEALTHY/);
+    const deleted = (await act('deleteSite')).data!.deleteSite;
+    expect(deleted.status).toBe('SOFT_DELETED');
+    const days = (new Date(deleted.retentionUntil).getTime() - new Date(deleted.deletedAt).getTime()) / 86400_000;
+    expect(Math.round(days)).toBe(30);
+    expect((await act('suspendSite')).errors?.[0]?.message).toMatch(/SOFT_DELETED/);
+    const cfg = await owner.gql.request(`mutation($s: ID!, $c: JSON!) { updateSiteConfig(siteId: $s, config: $c) { config } }`, { s: c.site.id, c: { a: 1 } });
+    expect(cfg.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+
+  it('updateSiteConfig takes a JSON object only', async () => {
+    const c = (await owner.gql.ok(CREATE, { i: { tenantId: tenant.id, name: `cfg-${process.pid}`, displayName: 'Cfg' } })).createSite;
+    const Q = `mutation($s: ID!, $c: JSON!) { updateSiteConfig(siteId: $s, config: $c) { config } }`;
+    expect((await owner.gql.ok(Q, { s: c.site.id, c: { theme: 'dark', features: { beta: true } } })).updateSiteConfig.config).toEqual({ theme: 'dark', features: { beta: true } });
+    for (const bad of [[1, 2], 'text', 42]) {
+      expect((await owner.gql.request(Q, { s: c.site.id, c: bad })).errors?.[0]?.extensions, JSON.stringify(bad)).toMatchObject({ code: 'BAD_USER_INPUT', field: 'config' });
+    }
+  });
+});
+
+describe('isolation', () => {
+  it('another tenant cannot see, cancel, change or subscribe to our sites and jobs', async () => {
+    const c = (await owner.gql.ok(CREATE, { i: { tenantId: tenant.id, name: `priv-${process.pid}`, displayName: 'Private' } })).createSite;
+    const q = outsider.gql;
+    expect((await q.ok(SITE, { id: c.site.id })).node).toBeNull();
+    expect((await q.ok(`query($id: ID!) { node(id: $id) { id } }`, { id: c.job.id })).node).toBeNull();
+    expect((await q.ok(`query($s: String!) { tenant(slug: $s) { sites { totalCount } jobs { totalCount } } }`, { s: tenant.slug })).tenant).toBeNull();
+    for (const m of ['suspendSite', 'resumeSite', 'deleteSite']) {
+      expect(await q.code(`mutation($s: ID!) { ${m}(siteId: $s) { id } }`, { s: c.site.id }), m).toBe('NOT_FOUND');
+    }
+    expect(await q.code(`mutation($s: ID!) { retrySiteProvisioning(siteId: $s) { job { id } } }`, { s: c.site.id })).toBe('NOT_FOUND');
+    expect(await q.code(`mutation($s: ID!, $c: JSON!) { updateSiteConfig(siteId: $s, config: $c) { id } }`, { s: c.site.id, c: {} })).toBe('NOT_FOUND');
+    expect(await q.code(`mutation($j: ID!) { cancelJob(jobId: $j) { id } }`, { j: c.job.id })).toBe('NOT_FOUND');
+    expect(await q.code(CREATE, { i: { tenantId: tenant.id, name: `intruder-${process.pid}`, displayName: 'X' } })).toBe('NOT_FOUND');
+    for (const [query, variables] of [
+      [`subscription($j: ID!) { jobUpdated(jobId: $j) { id } }`, { j: c.job.id }],
+      [`subscription($t: ID!) { tenantJobs(tenantId: $t) { id } }`, { t: tenant.id }],
+    ] as const) {
+      const errors: any[] = [];
+      await new Promise<void>((resolve) => {
+        ws(outsider.gql.token!).subscribe({ query, variables }, { next: (v) => (v.errors ? errors.push(...v.errors) : errors.push('EVENT')), error: () => resolve(), complete: () => resolve() });
+      });
+      expect(errors[0]?.extensions?.code, query).toBe('NOT_FOUND');
+    }
+    void other;
+    await waitForSite(owner, c.site.id, ['HEALTHY']);
+  });
+
+  it('cancelJob: members cancel their own jobs only; a finished job cannot be cancelled', async () => {
+    const c = (await owner.gql.ok(CREATE, { i: { tenantId: tenant.id, name: `cancel-${process.pid}`, displayName: 'C' } })).createSite;
+    expect(await member.gql.code(`mutation($j: ID!) { cancelJob(jobId: $j) { id } }`, { j: c.job.id })).toBe('FORBIDDEN');
+    await waitForSite(owner, c.site.id, ['HEALTHY', 'FAILED']);
+    expect(await owner.gql.code(`mutation($j: ID!) { cancelJob(jobId: $j) { id } }`, { j: c.job.id })).toBe('CONFLICT');
+  });
+});

@@ -45,7 +45,7 @@ export async function resolveStorage(config: Config, log: pino.Logger): Promise<
 }
 
 /** Starts the whole API: database (embedded or DATABASE_URL), migrations, keys, HTTP + WebSocket on one port. */
-export async function startApp(config: Config, opts: { migrate?: boolean; log?: pino.Logger } = {}): Promise<RunningApp> {
+export async function startApp(config: Config, opts: { migrate?: boolean; log?: pino.Logger; http?: boolean } = {}): Promise<RunningApp> {
   const log = opts.log ?? pino({ level: config.logLevel });
   const { url, embedded } = await resolveDatabase(config, log);
   const cleanup: Array<() => Promise<unknown>> = [];
@@ -86,7 +86,8 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
       log,
     };
     if (config.workers) await jobs.work(services);
-    const server = await startHttpServer(services, config.port, config.host);
+    // `npm run worker`: the same services and job workers, no HTTP listener.
+    const server = opts.http === false ? { port: 0, close: async () => undefined } : await startHttpServer(services, config.port, config.host);
     cleanup.unshift(() => server.close());
     const host = config.host === '0.0.0.0' ? 'localhost' : config.host;
     return {

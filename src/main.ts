@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { assertNodeVersion, loadConfig } from './config.ts';
 
-/** CLI entry: serve (default) | migrate | admin:create | schema:print */
+/** CLI entry: serve (default) | worker | migrate | admin:create | schema:print */
 async function main() {
   assertNodeVersion();
   const [command = 'serve', ...rest] = process.argv.slice(2);
@@ -18,6 +18,23 @@ async function main() {
         if (stopping) return;
         stopping = true;
         log.info({ signal }, 'shutting down');
+        await app.stop();
+        process.exit(0);
+      };
+      process.on('SIGINT', () => void stop('SIGINT'));
+      process.on('SIGTERM', () => void stop('SIGTERM'));
+      return;
+    }
+    case 'worker': {
+      // Job workers only; several may run at once, on several machines, against the same database.
+      const { startApp } = await import('./app.ts');
+      const app = await startApp({ ...config, workers: true }, { log, http: false });
+      log.info('Tenantplane worker started');
+      let stopping = false;
+      const stop = async (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ signal }, 'worker shutting down: running jobs finish their step first');
         await app.stop();
         process.exit(0);
       };
@@ -46,7 +63,7 @@ async function main() {
       return;
     }
     default:
-      throw new Error(`unknown command "${command}": use serve, migrate, admin:create or schema:print`);
+      throw new Error(`unknown command "${command}": use serve, worker, migrate, admin:create or schema:print`);
   }
 }
 

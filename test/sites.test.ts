@@ -152,6 +152,24 @@ describe('lifecycle and bad input', () => {
     expect(cfg.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });
 
+  it('after retention the purge job drops the schema, the role and the files, and the site is DELETED', async () => {
+    const c = (await owner.gql.ok(CREATE, { i: { tenantId: tenant.id, name: `purge-${process.pid}`, displayName: 'Purge', apps: ['notes'] } })).createSite;
+    const site = await waitForSite(owner, c.site.id, ['HEALTHY']);
+    await owner.gql.ok(`mutation($s: ID!) { deleteSite(siteId: $s) { status } }`, { s: c.site.id });
+    await sql.query(`update app_public.sites set retention_until = now() - interval '1 minute' where name = $1`, [`purge-${process.pid}`]);
+    await app.services.jobs.boss.send('site-purge', {});
+    const deleted = await waitForSite(owner, c.site.id, ['DELETED']);
+    expect(deleted.schemaName).toBeNull();
+    expect((await sql.query(`select 1 from pg_namespace where nspname = $1`, [site.schemaName])).rowCount).toBe(0);
+    expect((await sql.query(`select 1 from pg_roles where rolname = $1`, [`${site.schemaName}_owner`])).rowCount).toBe(0);
+    expect((await sql.query(`select 1 from app_public.tenant_schemas where schema_name = $1`, [site.schemaName])).rowCount).toBe(0);
+    const tenantUuid = (await sql.query(`select id from app_public.tenants where slug = $1`, [tenant.slug])).rows[0].id;
+    const siteUuid = JSON.parse(Buffer.from(c.site.id, 'base64').toString().slice('Site:'.length))[1];
+    expect(await app.services.storage.list(`tenants/${tenantUuid}/sites/${siteUuid}/`)).toEqual([]);
+    // DELETED is final.
+    expect((await owner.gql.request(`mutation($s: ID!) { resumeSite(siteId: $s) { id } }`, { s: c.site.id })).errors?.[0]?.message).toMatch(/DELETED/);
+  });
+
   it('updateSiteConfig takes a JSON object only', async () => {
     const c = (await owner.gql.ok(CREATE, { i: { tenantId: tenant.id, name: `cfg-${process.pid}`, displayName: 'Cfg' } })).createSite;
     const Q = `mutation($s: ID!, $c: JSON!) { updateSiteConfig(siteId: $s, config: $c) { config } }`;

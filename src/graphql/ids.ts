@@ -19,23 +19,6 @@ export function isUuid(value: string) {
   return UUID.test(value);
 }
 
-/**
- * Decodes the Relay global id of a tenant-owned node (Pothos' `tenantId_id` ids: `Type:["<tenant uuid>","<uuid>"]`).
- * Anything else is a BAD_USER_INPUT on that field; a well-formed id of someone else's row is for RLS to hide.
- */
-export function tenantRowIdFromGlobalId(typename: string, value: string, field: string): { tenantId: string; id: string } {
-  const invalid = () => badInput(field, `${field} is not a valid ${typename} id`);
-  let parts: unknown;
-  try {
-    const decoded = decodeGlobalID(value);
-    if (decoded.typename !== typename) throw invalid();
-    parts = JSON.parse(decoded.id);
-  } catch {
-    throw invalid();
-  }
-  if (!Array.isArray(parts) || parts.length !== 2 || !parts.every((p) => typeof p === 'string' && UUID.test(p))) throw invalid();
-  return { tenantId: (parts[0] as string).toLowerCase(), id: (parts[1] as string).toLowerCase() };
-}
 
 /** Decodes the global id of a tenant-owned node (Pothos encodes its compound key as JSON `[tenantId, id]`). */
 export function tenantScopedIdFromGlobalId(typename: string, value: string, field: string): { tenantId: string; id: string } {

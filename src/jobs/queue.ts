@@ -10,13 +10,15 @@ export interface JobPayload {
   requestId: string;
 }
 
-export interface QueueDefinition<D extends JobPayload = JobPayload> {
+export interface QueueDefinition<D extends JobPayload | Record<string, never> = JobPayload> {
   name: string;
   retryLimit: number;
   retryDelay: number;
   retryBackoff: boolean;
   expireInSeconds: number;
   handle(services: Services, data: D, job: { id: string; retryCount: number; retryLimit: number }): Promise<unknown>;
+  /** Cron schedule (pg-boss schedule, UTC) for maintenance queues that run on their own. */
+  cron?: string;
 }
 
 /** pg-boss in the same database (schema `pgboss`). Queues are created explicitly at start-up, loudly. */
@@ -45,6 +47,7 @@ export class Jobs {
       const existing = await this.boss.getQueue(q.name);
       if (existing) await this.boss.updateQueue(q.name, options);
       else await this.boss.createQueue(q.name, options);
+      if (q.cron) await this.boss.schedule(q.name, q.cron, {}, { tz: 'UTC' });
       this.log.debug({ queue: q.name }, 'queue ready');
     }
   }

@@ -2,6 +2,7 @@ import type { QueueDefinition } from './queue.ts';
 import { documentProcessQueue } from '../modules/documents/processing.ts';
 import { storageDeleteObjectQueue } from '../modules/documents/cleanup.ts';
 import { siteProvisionQueue } from '../modules/sites/provisioning.ts';
+import { sitePurgeQueue } from '../modules/sites/purge.ts';
 
 /** Every queue of the deployment, created at start-up with its retry and expiry options. */
-export const QUEUES: QueueDefinition<any>[] = [documentProcessQueue, storageDeleteObjectQueue, siteProvisionQueue];
+export const QUEUES: QueueDefinition<any>[] = [documentProcessQueue, storageDeleteObjectQueue, siteProvisionQueue, sitePurgeQueue];

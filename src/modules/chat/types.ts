@@ -1,5 +1,5 @@
 import { builder } from '../../graphql/builder.ts';
-import { tenantRowIdFromGlobalId, uuidFromGlobalId } from '../../graphql/ids.ts';
+import { tenantScopedIdFromGlobalId, uuidFromGlobalId } from '../../graphql/ids.ts';
 import * as chat from './service.ts';
 
 const ChatRoleEnum = builder.enumType('ChatRole', {
@@ -76,7 +76,7 @@ builder.mutationFields((t) => ({
     description: 'Adds a message to one of your chat sessions (members and above).',
     args: { input: t.arg({ type: PostMessageInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
-      const session = tenantRowIdFromGlobalId('ChatSession', String(input.sessionId), 'sessionId');
+      const session = tenantScopedIdFromGlobalId('ChatSession', String(input.sessionId), 'sessionId');
       const key = await chat.postMessage(ctx, session, { role: input.role, content: input.content });
       return ctx.db.chatMessage.findUniqueOrThrow({ ...query, where: { tenantId_id: key } });
     },

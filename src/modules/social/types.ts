@@ -1,5 +1,5 @@
 import { builder } from '../../graphql/builder.ts';
-import { tenantRowIdFromGlobalId, uuidFromGlobalId } from '../../graphql/ids.ts';
+import { tenantScopedIdFromGlobalId, uuidFromGlobalId } from '../../graphql/ids.ts';
 import * as social from './service.ts';
 
 const SocialPlatformEnum = builder.enumType('SocialPlatform', { values: social.SOCIAL_PLATFORMS });
@@ -51,6 +51,6 @@ builder.mutationFields((t) => ({
   removeSocialLink: t.boolean({
     description: 'Removes a social link (admins and owners).',
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, { id }, ctx) => social.removeSocialLink(ctx, tenantRowIdFromGlobalId('SocialLink', String(id), 'id')),
+    resolve: (_root, { id }, ctx) => social.removeSocialLink(ctx, tenantScopedIdFromGlobalId('SocialLink', String(id), 'id')),
   }),
 }));

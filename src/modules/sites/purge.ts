@@ -1,0 +1,40 @@
+import type { QueueDefinition } from '../../jobs/queue.ts';
+import { asOwner } from './provisioning.ts';
+import { ident, siteRoleName, siteSchemaName } from './apps.ts';
+
+/**
+ * `site-purge` (maintenance, every 15 minutes, owner role): soft-deleted sites whose retention has ended lose their
+ * schema, role and files, and become DELETED. Each site in its own transaction; a crash resumes where it stopped.
+ */
+export const sitePurgeQueue: QueueDefinition<Record<string, never>> = {
+  name: 'site-purge',
+  retryLimit: 3,
+  retryDelay: 30,
+  retryBackoff: true,
+  expireInSeconds: 900,
+  cron: '*/15 * * * *',
+  async handle(services) {
+    const due = await services.ownerPool.query<{ tenant_id: string; id: string; name: string }>(
+      `select tenant_id, id, name from app_public.sites where status = 'SOFT_DELETED' and retention_until <= now() order by retention_until limit 100`,
+    );
+    const purged: string[] = [];
+    for (const site of due.rows) {
+      const schema = siteSchemaName(site.id);
+      const role = siteRoleName(site.id);
+      await services.storage.deletePrefix(`tenants/${site.tenant_id}/sites/${site.id}/`);
+      await asOwner(services.ownerPool, async (c) => {
+        await c.query(`drop schema if exists ${ident(schema)} cascade`);
+        const exists = await c.query(`select 1 from pg_roles where rolname = $1`, [role]);
+        if (exists.rowCount) await c.query(`drop role ${ident(role)}`);
+        await c.query(`delete from app_public.tenant_schemas where tenant_id = $1 and schema_name = $2`, [site.tenant_id, schema]);
+        await c.query(
+          `update app_public.sites set status = 'DELETED', schema_name = null, updated_at = now() where tenant_id = $1 and id = $2 and status = 'SOFT_DELETED'`,
+          [site.tenant_id, site.id],
+        );
+      });
+      services.log.info({ siteId: site.id, name: site.name }, 'site purged after retention');
+      purged.push(site.id);
+    }
+    return { purged };
+  },
+};

@@ -70,7 +70,7 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
     const events = new EventHub(url, log);
     cleanup.push(() => events.close());
     await events.start();
-    const jobs = new Jobs(url, config.database.appRole, QUEUES, log);
+    const jobs = new Jobs(url, config.database.appRole, QUEUES, log, config.jobsSuperviseSeconds);
     await jobs.start();
     cleanup.unshift(() => jobs.stop());
     const services: Services = {

@@ -38,9 +38,16 @@ const Env = z.object({
   DOWNLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(10).max(7 * 86400).default(300),
   /** Run job workers in this process (`npm start`); `npm run worker` runs workers only. */
   WORKERS: z.enum(['true', 'false']).default('true'),
+  /** How often pg-boss looks for expired jobs and missed heartbeats (a killed worker's job is retried then). */
+  JOBS_SUPERVISE_SECONDS: z.coerce.number().int().min(1).default(30),
+  /** Pause after every reported job step: for demos and crash tests only (0 in production). */
+  JOB_STEP_DELAY_MS: z.coerce.number().int().min(0).max(60000).default(0),
   /** Sites get `<name>.<BASE_DOMAIN>` by default; soft-deleted sites are purged after SITE_RETENTION_DAYS. */
   BASE_DOMAIN: z.string().regex(/^[a-z0-9.-]+$/).default('sites.localhost'),
   SITE_RETENTION_DAYS: z.coerce.number().int().min(0).default(30),
+  /** Backups are kept BACKUP_RETENTION_DAYS; the daily backup of every healthy site runs on BACKUP_CRON (UTC). */
+  BACKUP_RETENTION_DAYS: z.coerce.number().int().min(1).default(30),
+  BACKUP_CRON: z.string().default('0 3 * * *'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -90,7 +97,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       downloadUrlTtl: e.DOWNLOAD_URL_TTL_SECONDS,
     },
     workers: e.WORKERS === 'true',
+    jobsSuperviseSeconds: e.JOBS_SUPERVISE_SECONDS,
+    jobStepDelayMs: e.JOB_STEP_DELAY_MS,
     sites: { baseDomain: e.BASE_DOMAIN, retentionDays: e.SITE_RETENTION_DAYS },
+    backups: { retentionDays: e.BACKUP_RETENTION_DAYS, cron: e.BACKUP_CRON },
     logLevel: e.LOG_LEVEL,
   };
 }

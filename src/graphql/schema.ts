@@ -6,6 +6,7 @@ import '../modules/audit/types.ts';
 import '../modules/documents/types.ts';
 import '../modules/jobs/types.ts';
 import '../modules/sites/types.ts';
+import '../modules/backups/types.ts';
 import '../modules/chat/types.ts';
 import '../modules/social/types.ts';
 

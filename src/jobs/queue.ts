@@ -19,6 +19,8 @@ export interface QueueDefinition<D extends JobPayload | Record<string, never> = 
   handle(services: Services, data: D, job: { id: string; retryCount: number; retryLimit: number }): Promise<unknown>;
   /** Cron schedule (pg-boss schedule, UTC) for maintenance queues that run on their own. */
   cron?: string;
+  /** Long jobs send heartbeats: a worker that dies (SIGKILL) has its job retried by another after this long. */
+  heartbeatSeconds?: number;
 }
 
 /** pg-boss in the same database (schema `pgboss`). Queues are created explicitly at start-up, loudly. */
@@ -30,8 +32,16 @@ export class Jobs {
     private readonly appRole: string,
     private readonly queues: QueueDefinition<any>[],
     private readonly log: Logger,
+    superviseSeconds = 60,
   ) {
-    this.boss = new PgBoss({ connectionString: url, schema: 'pgboss', max: 4, application_name: 'tenantplane-jobs' });
+    this.boss = new PgBoss({
+      connectionString: url,
+      schema: 'pgboss',
+      max: 4,
+      application_name: 'tenantplane-jobs',
+      superviseIntervalSeconds: superviseSeconds,
+      monitorIntervalSeconds: superviseSeconds,
+    });
     this.boss.on('error', (err) => this.log.error({ err }, 'pg-boss error'));
   }
 
@@ -43,7 +53,13 @@ export class Jobs {
       `grant usage on schema pgboss to ${this.appRole}; grant select, insert on all tables in schema pgboss to ${this.appRole}; grant execute on all functions in schema pgboss to ${this.appRole}`,
     );
     for (const q of this.queues) {
-      const options = { retryLimit: q.retryLimit, retryDelay: q.retryDelay, retryBackoff: q.retryBackoff, expireInSeconds: q.expireInSeconds };
+      const options = {
+        retryLimit: q.retryLimit,
+        retryDelay: q.retryDelay,
+        retryBackoff: q.retryBackoff,
+        expireInSeconds: q.expireInSeconds,
+        ...(q.heartbeatSeconds ? { heartbeatSeconds: q.heartbeatSeconds } : {}),
+      };
       const existing = await this.boss.getQueue(q.name);
       if (existing) await this.boss.updateQueue(q.name, options);
       else await this.boss.createQueue(q.name, options);

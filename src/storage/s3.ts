@@ -14,6 +14,7 @@ import {
   CompleteMultipartUploadCommand,
   AbortMultipartUploadCommand,
   ListObjectsV2Command,
+  ListMultipartUploadsCommand,
   DeleteObjectsCommand,
   NotFound,
   NoSuchKey,
@@ -170,6 +171,17 @@ export class Storage {
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return out;
+  }
+
+  /**
+   * Aborts unfinished multipart uploads under a prefix (what a killed worker leaves behind). Returns how many, or
+   * null when the endpoint cannot list them (s3rver): then the bucket's lifecycle rule must clean them.
+   */
+  async abortUploads(prefix: string): Promise<number | null> {
+    const listed = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix })).catch(() => null);
+    if (!listed) return null;
+    for (const u of listed.Uploads ?? []) await this.abortMultipart(u.Key!, u.UploadId!);
+    return listed.Uploads?.length ?? 0;
   }
 
   async deletePrefix(prefix: string) {

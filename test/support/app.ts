@@ -31,6 +31,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     ARGON2_MEMORY_KIB: '4096',
     ARGON2_TIME_COST: '1',
     LOG_LEVEL: 'silent',
+    JOBS_SUPERVISE_SECONDS: '2',
     S3_ENDPOINT: inject('s3Endpoint'),
     S3_ACCESS_KEY_ID: process.env.S3_ACCESS_KEY_ID ?? 'S3RVER',
     S3_SECRET_ACCESS_KEY: process.env.S3_SECRET_ACCESS_KEY ?? 'S3RVER',

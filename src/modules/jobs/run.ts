@@ -67,6 +67,8 @@ export class JobRun {
         data: { progress: this.progressValue, step, updatedAt: new Date(), ...(log ? { logs: { push: log } } : {}) },
       }),
     );
+    const delay = this.services.config.jobStepDelayMs;
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     await this.checkpoint();
   }
 

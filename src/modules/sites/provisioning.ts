@@ -96,6 +96,7 @@ export const siteProvisionQueue: QueueDefinition<SiteJobPayload> = {
   retryDelay: 1,
   retryBackoff: true,
   expireInSeconds: 600,
+  heartbeatSeconds: 10,
   handle: (services: Services, data, meta) =>
     runTracked(
       services,

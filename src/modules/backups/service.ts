@@ -1,0 +1,86 @@
+import crypto from 'node:crypto';
+import type { Context } from '../../graphql/context.ts';
+import { badInput, forbidden, notFound, translateDatabaseError } from '../../graphql/errors.ts';
+import { audited, recordAudit } from '../audit/service.ts';
+import { requireTenantRole } from '../tenants/access.ts';
+import { enqueueTrackedJob } from '../jobs/service.ts';
+import { assertTransition } from '../sites/lifecycle.ts';
+
+export const BACKUP_ATTEMPTS = 3;
+export const RESTORE_ATTEMPTS = 2;
+
+export function backupPrefix(tenantId: string, backupId: string) {
+  return `tenants/${tenantId}/backups/${backupId}/`;
+}
+
+async function findSite(ctx: Context, tenantId: string, siteId: string) {
+  const site = await ctx.db.site.findUnique({ where: { tenantId_id: { tenantId, id: siteId } } });
+  if (!site) throw notFound('site');
+  return site;
+}
+
+/** A manual FULL backup of a running site: the backup row (PENDING) and its job, in this transaction. */
+export function backupSite(ctx: Context, tenantId: string, siteId: string) {
+  return audited(ctx, { tenantId, action: 'backupSite', targetType: 'Site', targetId: siteId }, async () => {
+    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    const site = await findSite(ctx, tenantId, siteId);
+    if (site.status !== 'HEALTHY' && site.status !== 'RUNNING' && site.status !== 'SUSPENDED') {
+      throw badInput('siteId', `cannot back up a site that is ${site.status}`);
+    }
+    const id = crypto.randomUUID();
+    const backup = await ctx.db.backup.create({
+      data: {
+        tenantId,
+        id,
+        siteId,
+        objectKey: backupPrefix(tenantId, id),
+        requestedBy: ctx.userId,
+        expiresAt: new Date(Date.now() + ctx.services.config.backups.retentionDays * 86400_000),
+      },
+    });
+    const job = await enqueueTrackedJob(ctx, { tenantId, queue: 'site-backup', siteId, maxAttempts: BACKUP_ATTEMPTS, data: { siteId, backupId: id } });
+    await recordAudit(ctx, { tenantId, action: 'backupSite', targetType: 'Backup', targetId: id, details: { siteId } });
+    return { backup, job };
+  });
+}
+
+/** Backups are kept until they expire: deleting one earlier is FORBIDDEN (and the delete policy agrees). */
+export function deleteBackup(ctx: Context, tenantId: string, backupId: string) {
+  return audited(ctx, { tenantId, action: 'deleteBackup', targetType: 'Backup', targetId: backupId }, async () => {
+    const backup = await ctx.db.backup.findUnique({ where: { tenantId_id: { tenantId, id: backupId } } });
+    if (!backup) throw notFound('backup');
+    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    if (backup.expiresAt > new Date()) throw forbidden(`this backup is kept until ${backup.expiresAt.toISOString()} (retention) and cannot be deleted before`);
+    await ctx.db.backup.delete({ where: { tenantId_id: { tenantId, id: backupId } }, select: { id: true } }).catch((e) => translateDatabaseError(e));
+    await ctx.services.jobs.send(ctx.db, 'backup-delete-objects', { tenantId, userId: ctx.userId, requestId: ctx.requestId, prefix: backup.objectKey });
+    await recordAudit(ctx, { tenantId, action: 'deleteBackup', targetType: 'Backup', targetId: backupId });
+    return true;
+  });
+}
+
+/** SOFT_DELETED or HEALTHY → RESTORING, from a successful backup of the same site. */
+export function restoreSite(ctx: Context, tenantId: string, siteId: string, backupId: string) {
+  return audited(ctx, { tenantId, action: 'restoreSite', targetType: 'Site', targetId: siteId, details: { backupId } }, async () => {
+    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    const site = await findSite(ctx, tenantId, siteId);
+    const backup = await ctx.db.backup.findUnique({ where: { tenantId_id: { tenantId, id: backupId } } });
+    if (!backup) throw notFound('backup');
+    if (backup.siteId !== siteId) throw badInput('backupId', 'this backup belongs to another site');
+    if (backup.status !== 'SUCCESS') throw badInput('backupId', `this backup is ${backup.status}: only a SUCCESS backup can be restored`);
+    if (site.status !== 'SOFT_DELETED' && site.status !== 'HEALTHY') throw badInput('siteId', `cannot restore a site that is ${site.status}`);
+    assertTransition(site.status, 'RESTORING', 'restore');
+    await ctx.db.site.updateMany({ where: { tenantId, id: siteId }, data: { status: 'RESTORING', updatedAt: new Date() } });
+    const job = await enqueueTrackedJob(ctx, {
+      tenantId,
+      queue: 'site-restore',
+      siteId,
+      maxAttempts: RESTORE_ATTEMPTS,
+      data: { siteId, backupId, previousStatus: site.status },
+    });
+    await recordAudit(ctx, { tenantId, action: 'restoreSite', targetType: 'Site', targetId: siteId, details: { backupId } });
+    return { site, job };
+  });
+}
+
+/** A backup id of another tenant answers like a missing backup. */
+export const otherSiteBackup = () => notFound('backup');

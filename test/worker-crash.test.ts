@@ -1,0 +1,97 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { startTestApp, type TestApp } from './support/app.ts';
+import { signUp, createTenant, type TestUser } from './support/client.ts';
+
+/**
+ * A worker process killed with SIGKILL in the middle of provisioning: another worker picks the job up (after the
+ * heartbeat lapses) and finishes it, with exactly one schema and one role.
+ */
+let app: TestApp;
+let owner: TestUser;
+let tenant: { id: string; slug: string };
+let sql: pg.Client;
+const workers: ChildProcess[] = [];
+
+function startWorker(extraEnv: Record<string, string> = {}) {
+  const cfg = app.services.config;
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'worker'], {
+    env: {
+      ...process.env,
+      DATABASE_URL: app.databaseUrl,
+      S3_ENDPOINT: cfg.storage.endpoint!,
+      S3_ACCESS_KEY_ID: cfg.storage.accessKeyId!,
+      S3_SECRET_ACCESS_KEY: cfg.storage.secretAccessKey!,
+      S3_BUCKET: cfg.storage.bucket,
+      JOBS_SUPERVISE_SECONDS: '2',
+      LOG_LEVEL: 'warn',
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  (child as ChildProcess & { output: () => string }).output = () => out;
+  workers.push(child);
+  return child;
+}
+
+async function poll<T>(fn: () => Promise<T | undefined | null | false>, ms: number, what: string): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+beforeAll(async () => {
+  app = await startTestApp({ WORKERS: 'false' });
+  owner = await signUp(app, 'owner');
+  tenant = await createTenant(owner, 'crash');
+  sql = new pg.Client({ connectionString: app.databaseUrl });
+  await sql.connect();
+});
+afterAll(async () => {
+  for (const w of workers) if (w.exitCode === null) w.kill('SIGKILL');
+  await sql?.end();
+  await app?.stop();
+});
+
+describe('a killed worker', () => {
+  it('mid-provisioning: another worker finishes, exactly one schema', async () => {
+    const slow = startWorker({ JOB_STEP_DELAY_MS: '1500' });
+    const created = await owner.gql.ok(`mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id } job { id } } }`, {
+      i: { tenantId: tenant.id, name: `crash-${process.pid}`, displayName: 'Crash', apps: ['notes', 'crm'] },
+    });
+    const siteUuid = JSON.parse(Buffer.from(created.createSite.site.id, 'base64').toString().slice('Site:'.length))[1] as string;
+    const jobUuid = JSON.parse(Buffer.from(created.createSite.job.id, 'base64').toString().slice('Job:'.length))[1] as string;
+    // Kill it once it is inside the work: schema being created or apps being installed.
+    await poll(async () => {
+      const r = await sql.query(`select status, progress from app_public.jobs where id = $1`, [jobUuid]);
+      return r.rows[0]?.status === 'RUNNING' && r.rows[0].progress >= 30;
+    }, 30_000, 'the job to be running');
+    slow.kill('SIGKILL');
+    await new Promise((r) => slow.once('exit', r));
+    const midway = (await sql.query(`select status from app_public.sites where id = $1`, [siteUuid])).rows[0].status;
+    expect(midway).toBe('PROVISIONING');
+
+    startWorker();
+    const done = await poll(async () => {
+      const r = await sql.query(`select s.status, j.status as job, j.attempts from app_public.sites s join app_public.jobs j on j.site_id = s.id where s.id = $1`, [siteUuid]);
+      return r.rows[0]?.status === 'HEALTHY' ? r.rows[0] : null;
+    }, 60_000, 'the site to become healthy');
+    expect(done).toMatchObject({ job: 'COMPLETED', attempts: 2 });
+    const hex = siteUuid.replace(/-/g, '');
+    expect((await sql.query(`select nspname from pg_namespace where nspname like $1`, [`%${hex}%`])).rows).toEqual([{ nspname: `site_${hex}` }]);
+    expect((await sql.query(`select count(*)::int as n from app_public.tenant_schemas where site_id = $1`, [siteUuid])).rows[0].n).toBe(1);
+    expect((await sql.query(`select table_name from information_schema.tables where table_schema = $1 order by 1`, [`site_${hex}`])).rows.map((r) => r.table_name)).toEqual([
+      'contacts',
+      'deals',
+      'notes',
+    ]);
+  }, 120_000);
+});

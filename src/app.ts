@@ -15,6 +15,8 @@ import { Storage } from './storage/s3.ts';
 import { startEmbeddedS3, type EmbeddedS3 } from './storage/embedded.ts';
 import { Jobs } from './jobs/queue.ts';
 import { QUEUES } from './jobs/registry.ts';
+import { Metrics } from './observability/metrics.ts';
+import { createLogger } from './observability/logger.ts';
 
 export interface RunningApp {
   url: string;
@@ -46,7 +48,7 @@ export async function resolveStorage(config: Config, log: pino.Logger): Promise<
 
 /** Starts the whole API: database (embedded or DATABASE_URL), migrations, keys, HTTP + WebSocket on one port. */
 export async function startApp(config: Config, opts: { migrate?: boolean; log?: pino.Logger; http?: boolean } = {}): Promise<RunningApp> {
-  const log = opts.log ?? pino({ level: config.logLevel });
+  const log = opts.log ?? createLogger(config.logLevel);
   const { url, embedded } = await resolveDatabase(config, log);
   const cleanup: Array<() => Promise<unknown>> = [];
   let embeddedS3: EmbeddedS3 | undefined;
@@ -64,13 +66,15 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
       audience: config.auth.audience,
       ttlSeconds: config.auth.accessTokenTtl,
     });
-    const db = new Database(config.database.appUrl ?? url, config.database.poolSize, config.database.appRole);
+    const db = new Database(config.database.appUrl ?? url, config.database.poolSize, config.database.appRole, config.database.statementTimeoutMs);
+    const metrics = new Metrics();
+    metrics.watchPool(db.pool);
     cleanup.push(() => db.close());
     await assertAppRoleIsolated(db);
     const events = new EventHub(url, log);
     cleanup.push(() => events.close());
     await events.start();
-    const jobs = new Jobs(url, config.database.appRole, QUEUES, log, config.jobsSuperviseSeconds);
+    const jobs = new Jobs(url, config, QUEUES, log);
     await jobs.start();
     cleanup.unshift(() => jobs.stop());
     const services: Services = {
@@ -84,6 +88,7 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
       storage,
       jobs,
       log,
+      metrics,
     };
     if (config.workers) await jobs.work(services);
     // `npm run worker`: the same services and job workers, no HTTP listener.

@@ -49,6 +49,18 @@ const Env = z.object({
   BACKUP_RETENTION_DAYS: z.coerce.number().int().min(1).default(30),
   BACKUP_CRON: z.string().default('0 3 * * *'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Largest accepted request body (JSON over HTTP, one WebSocket message); past it HTTP answers 413. */
+  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(100 * 1024 * 1024).default(1024 * 1024),
+  /** statement_timeout of every request and job transaction. */
+  STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(15_000),
+  /** Browser origins allowed to open a WebSocket, comma-separated (`*` for any). Same-host and Origin-less clients always are. */
+  ALLOWED_ORIGINS: z.string().optional(),
+  /** A graphql-ws client must send connection_init within this time, or is closed with 4408. */
+  WS_CONNECTION_INIT_TIMEOUT_MS: z.coerce.number().int().min(10).max(60_000).default(3000),
+  /** Express `trust proxy` (e.g. `loopback`, `1`, `10.0.0.0/8`): which X-Forwarded-For hops to believe for the client ip. */
+  TRUST_PROXY: z.string().optional(),
+  /** When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
 });
 
 export type Config = ReturnType<typeof loadConfig>;
@@ -76,6 +88,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       poolSize: e.DATABASE_POOL_SIZE,
       embeddedPort: e.EMBEDDED_PG_PORT,
       appRole: 'tenantplane_app',
+      statementTimeoutMs: e.STATEMENT_TIMEOUT_MS,
     },
     auth: {
       issuer: e.JWT_ISSUER,
@@ -102,7 +115,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     sites: { baseDomain: e.BASE_DOMAIN, retentionDays: e.SITE_RETENTION_DAYS },
     backups: { retentionDays: e.BACKUP_RETENTION_DAYS, cron: e.BACKUP_CRON },
     logLevel: e.LOG_LEVEL,
+    http: {
+      bodyLimitBytes: e.BODY_LIMIT_BYTES,
+      allowedOrigins: (e.ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim().replace(/\/$/, '').toLowerCase()).filter(Boolean),
+      wsConnectionInitTimeoutMs: e.WS_CONNECTION_INIT_TIMEOUT_MS,
+      trustProxy: trustProxy(e.TRUST_PROXY),
+    },
+    metrics: { token: e.METRICS_TOKEN },
   };
+}
+
+/** TRUST_PROXY as express wants it: a boolean, a hop count, or addresses/subnets/names (`loopback`…). */
+function trustProxy(value: string | undefined): boolean | number | string {
+  if (!value || value === 'false') return false;
+  if (value === 'true') return true;
+  return /^\d+$/.test(value) ? Number(value) : value;
 }
 
 /** pg-boss 12 and our own code need Node 24 (pinned as a devDependency); refuse to start on anything older. */

@@ -1,13 +1,13 @@
 import { parseArgs } from 'node:util';
-import pino from 'pino';
 import { assertNodeVersion, loadConfig } from './config.ts';
+import { createLogger } from './observability/logger.ts';
 
 /** CLI entry: serve (default) | worker | migrate | admin:create | schema:print */
 async function main() {
   assertNodeVersion();
   const [command = 'serve', ...rest] = process.argv.slice(2);
   const config = loadConfig();
-  const log = pino({ level: config.logLevel });
+  const log = createLogger(config.logLevel);
   switch (command) {
     case 'serve': {
       const { startApp } = await import('./app.ts');

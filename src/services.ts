@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { Storage } from './storage/s3.ts';
 import type { Jobs } from './jobs/queue.ts';
+import type { Metrics } from './observability/metrics.ts';
 
 /** Long-lived services shared by every request, built once at start-up (src/app.ts). */
 export interface Services {
@@ -25,4 +26,6 @@ export interface Services {
   storage: Storage;
   jobs: Jobs;
   log: Logger;
+  /** Prometheus metrics served at GET /metrics. */
+  metrics: Metrics;
 }

@@ -188,7 +188,7 @@ describe('roles and removal', () => {
 
   it('both mutations are audited, failures by members included', async () => {
     const r = await owner.gql.ok(
-      `query($s: String!) { tenant(slug: $s) { auditLog(first: 200) { edges { node { action outcome targetType targetId details actor { id } } } } } }`,
+      `query($s: String!) { tenant(slug: $s) { auditLog(first: 100) { edges { node { action outcome targetType targetId details actor { id } } } } } }`,
       { s: tenant.slug },
     );
     const entries = r.tenant.auditLog.edges.map((e: any) => e.node);

@@ -21,21 +21,29 @@ export class Authenticator {
 
   /** Resolves an Authorization header value to a user id (null when absent). Any failure → UNAUTHENTICATED. */
   async userFromAuthorization(header: string | undefined | null): Promise<string | null> {
-    if (!header) return null;
+    return (await this.authenticate(header)).userId;
+  }
+
+  /** The user and when their token stops being valid (`exp`; null without a token or without `exp`). */
+  async authenticate(header: string | undefined | null): Promise<{ userId: string | null; expiresAt: Date | null }> {
+    if (!header) return { userId: null, expiresAt: null };
     const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
     if (!match) throw unauthenticated();
     const token = match[1]!;
     try {
-      if (this.oidc && this.tokens.issuerOf(token) === this.oidc.issuer) return await this.oidcUser(token);
-      return (await this.tokens.verify(token)).sub!;
+      if (this.oidc && this.tokens.issuerOf(token) === this.oidc.issuer) {
+        const claims = await this.oidc.verify(token);
+        return { userId: await this.oidcUser(claims), expiresAt: claims.expiresAt };
+      }
+      const payload = await this.tokens.verify(token);
+      return { userId: payload.sub!, expiresAt: payload.exp ? new Date(payload.exp * 1000) : null };
     } catch (e) {
       if ((e as { extensions?: { code?: string } }).extensions?.code === 'CONFLICT') throw e;
       throw unauthenticated();
     }
   }
 
-  private async oidcUser(token: string) {
-    const claims = await this.oidc!.verify(token);
+  private async oidcUser(claims: Awaited<ReturnType<OidcVerifier['verify']>>) {
     const key = `${claims.issuer}\u0000${claims.subject}`;
     const cached = this.oidcUsers.get(key);
     if (cached) return cached;

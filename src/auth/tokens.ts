@@ -118,7 +118,8 @@ export class OidcVerifier {
     const email = typeof payload.email === 'string' ? payload.email.toLowerCase() : undefined;
     if (!email) throw new Error('the OIDC token carries no email');
     const name = typeof payload.name === 'string' ? payload.name : typeof payload.preferred_username === 'string' ? payload.preferred_username : '';
-    return { issuer: payload.iss!, subject: payload.sub, email, emailVerified: payload.email_verified === true, name };
+    const expiresAt = payload.exp ? new Date(payload.exp * 1000) : null;
+    return { issuer: payload.iss!, subject: payload.sub, email, emailVerified: payload.email_verified === true, name, expiresAt };
   }
 }
 

@@ -7,12 +7,15 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import type { IncomingMessage } from 'node:http';
 import { schema } from './schema.ts';
 import type { Context } from './context.ts';
 import type { Services } from '../services.ts';
 import { AppError } from './errors.ts';
 import { pendingMigrations } from '../db/migrate.ts';
 import { uuidFromGlobalId, isUuid } from './ids.ts';
+import { assertWithinLimits, checkSocketOperation, limitRules, parseOptions, variableErrors } from './limits.ts';
+import { metricsTokenMatches } from '../observability/metrics.ts';
 
 /** Codes a client may see with their message; anything else is masked. */
 const PUBLIC_CODES = new Set([
@@ -42,6 +45,83 @@ function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLF
   return { message: MASKED_MESSAGE, path: formatted.path, locations: formatted.locations, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
 }
 
+/** In production, error messages name nothing of the schema the client did not write ("Did you mean …?"). */
+function withoutSuggestions(formatted: GraphQLFormattedError): GraphQLFormattedError {
+  const message = formatted.message.replace(/ ?Did you mean .+?\?$/, '');
+  return message === formatted.message ? formatted : { ...formatted, message };
+}
+
+/** What the access log line and the metrics say about one HTTP GraphQL request; filled in as it goes. */
+interface RequestRecord {
+  requestId: string;
+  /** The operation name as sent (log only). */
+  operationName?: string | null;
+  /** The bounded metric label, set once the operation was resolved. */
+  operationLabel?: string;
+  userId?: string | null;
+  errorCodes: string[];
+}
+/** In-flight requests by request id (Apollo hands plugins a shallow copy of the context object, so not by identity). */
+const records = new Map<string, RequestRecord>();
+
+/** One JSON access log line and the request metrics per HTTP GraphQL request, whatever refused or served it. */
+function accessLog(services: Services): express.RequestHandler {
+  return (req, res, next) => {
+    const started = performance.now();
+    const record: RequestRecord = { requestId: crypto.randomUUID(), errorCodes: [] };
+    res.locals.graphql = record;
+    records.set(record.requestId, record);
+    res.setHeader('x-request-id', record.requestId);
+    res.once('close', () => {
+      records.delete(record.requestId);
+      const seconds = (performance.now() - started) / 1000;
+      if (record.errorCodes.length === 0 && res.statusCode >= 400) {
+        record.errorCodes.push(res.statusCode >= 500 ? 'INTERNAL_SERVER_ERROR' : res.statusCode === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST');
+      }
+      services.metrics.graphqlDuration.observe({ operation: record.operationLabel ?? '__invalid' }, seconds);
+      services.metrics.countErrors(record.errorCodes);
+      services.log.info(
+        {
+          requestId: record.requestId,
+          method: req.method,
+          status: res.statusCode,
+          operationName: typeof record.operationName === 'string' ? record.operationName.slice(0, 100) : null,
+          durationMs: Math.round(seconds * 1000),
+          errorCodes: record.errorCodes,
+          userId: record.userId ?? null,
+          ip: req.ip,
+        },
+        'graphql request',
+      );
+    });
+    next();
+  };
+}
+
+/** Browser origins allowed to open a WebSocket: none sent (not a browser), the API's own host, or ALLOWED_ORIGINS. */
+function originAllowed(origin: string | undefined, host: string | undefined, allowed: string[]) {
+  if (!origin) return true;
+  const normalized = origin.trim().replace(/\/$/, '').toLowerCase();
+  if (allowed.includes('*') || allowed.includes(normalized)) return true;
+  try {
+    return !!host && new URL(normalized).host === host.toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
+/** Runs fn at `at` (setTimeout's own limit is ~24.8 days); returns a cancel function. */
+function runAt(at: Date, fn: () => void) {
+  let timer: NodeJS.Timeout;
+  const arm = () => {
+    const left = at.getTime() - Date.now();
+    timer = setTimeout(left > 2 ** 31 - 1 ? arm : fn, Math.max(0, Math.min(left, 2 ** 31 - 1)));
+    timer.unref();
+  };
+  arm();
+  return () => clearTimeout(timer);
+}
+
 /** X-Tenant may carry a slug or a tenant's global id; the database narrows visibility with it. */
 function tenantHeader(value: string | undefined): string | null {
   if (!value) return null;
@@ -51,11 +131,24 @@ function tenantHeader(value: string | undefined): string | null {
   return uuidFromGlobalId('Tenant', v, 'X-Tenant');
 }
 
-/** One transaction per request: committed when the operation produced no error, rolled back otherwise. */
+/**
+ * One transaction per request: opened only once the operation passed validation and the limits (a refused request
+ * sends no SQL), committed when the operation produced no error, rolled back otherwise.
+ */
 function transactionPlugin(services: Services): ApolloServerPlugin<Context> {
   return {
     async requestDidStart() {
       return {
+        async didResolveOperation({ contextValue, operation, operationName, document, request, schema }) {
+          const record = records.get(contextValue.requestId);
+          if (record) record.operationLabel = services.metrics.operationLabel(operationName);
+          // No operation, or variables that do not coerce: execution answers that itself before any resolver runs.
+          if (!operation || variableErrors(schema, operation, request.variables).length > 0) return;
+          assertWithinLimits(schema, document, operation, request.variables);
+          const open = await services.db.open({ userId: contextValue.userId, tenant: contextValue.tenant, requestId: contextValue.requestId });
+          contextValue.db = open.tx;
+          contextValue.transaction = open;
+        },
         async didEncounterErrors({ contextValue, errors }) {
           for (const e of errors) {
             const original = e.originalError ?? e;
@@ -65,30 +158,36 @@ function transactionPlugin(services: Services): ApolloServerPlugin<Context> {
             }
           }
         },
-        async willSendResponse({ contextValue, response, errors }) {
+        async willSendResponse({ contextValue, response, errors, operationName, request }) {
           const open = contextValue.transaction;
-          if (!open) return;
-          const failed = (errors?.length ?? 0) > 0 || (response.body.kind === 'single' && (response.body.singleResult.errors?.length ?? 0) > 0);
-          if (failed) {
-            await open.rollback();
-            for (const job of contextValue.afterRollback) await job().catch(() => undefined);
-          } else {
-            try {
-              await open.commit();
-            } catch (err) {
-              services.log.error({ err, requestId: contextValue.requestId }, 'commit failed');
-              if (response.body.kind === 'single') {
-                response.body.singleResult.data = null;
-                response.body.singleResult.errors = [{ message: MASKED_MESSAGE, extensions: { code: 'INTERNAL_SERVER_ERROR' } }];
+          if (open) {
+            const failed = (errors?.length ?? 0) > 0 || (response.body.kind === 'single' && (response.body.singleResult.errors?.length ?? 0) > 0);
+            if (failed) {
+              await open.rollback();
+              for (const job of contextValue.afterRollback) await job().catch(() => undefined);
+            } else {
+              try {
+                await open.commit();
+              } catch (err) {
+                services.log.error({ err, requestId: contextValue.requestId }, 'commit failed');
+                if (response.body.kind === 'single') {
+                  response.body.singleResult.data = null;
+                  response.body.singleResult.errors = [{ message: MASKED_MESSAGE, extensions: { code: 'INTERNAL_SERVER_ERROR' } }];
+                }
               }
             }
           }
-          if (response.body.kind === 'single') {
-            for (const e of response.body.singleResult.errors ?? []) {
-              if (e.extensions?.code === 'INTERNAL_SERVER_ERROR') (e.extensions as Record<string, unknown>).requestId = contextValue.requestId;
-            }
+          const sent = response.body.kind === 'single' ? response.body.singleResult.errors : response.body.initialResult.errors;
+          for (const e of sent ?? []) {
+            if (e.extensions?.code === 'INTERNAL_SERVER_ERROR') (e.extensions as Record<string, unknown>).requestId = contextValue.requestId;
           }
           response.http.headers.set('x-request-id', contextValue.requestId);
+          const record = records.get(contextValue.requestId);
+          if (record) {
+            record.operationName = operationName ?? request.operationName ?? null;
+            record.userId = contextValue.userId;
+            record.errorCodes = (sent ?? []).map((e) => String(e.extensions?.code ?? 'INTERNAL_SERVER_ERROR'));
+          }
         },
       };
     },
@@ -98,22 +197,49 @@ function transactionPlugin(services: Services): ApolloServerPlugin<Context> {
 export async function startHttpServer(services: Services, port: number, host: string) {
   const app = express();
   app.disable('x-powered-by');
+  app.set('trust proxy', services.config.http.trustProxy);
   const httpServer = http.createServer(app);
+  const production = services.config.production;
+  const format = production ? (f: GraphQLFormattedError, e: unknown) => withoutSuggestions(formatError(f, e)) : formatError;
 
-  const wsServer = new WebSocketServer({ server: httpServer, path: '/graphql' });
+  const wsServer = new WebSocketServer({
+    server: httpServer,
+    path: '/graphql',
+    maxPayload: services.config.http.bodyLimitBytes,
+    // Cross-site WebSocket hijacking: a browser page of another origin is refused at the handshake (HTTP 403).
+    verifyClient: (info: { origin: string; req: IncomingMessage }, done: (ok: boolean, code?: number, message?: string) => void) => {
+      if (originAllowed(info.origin, info.req.headers.host, services.config.http.allowedOrigins)) return done(true);
+      services.log.warn({ origin: info.origin?.slice(0, 200) }, 'websocket origin refused');
+      done(false, 403, 'Forbidden origin');
+    },
+  });
+  wsServer.on('connection', (socket) => {
+    services.metrics.websocketConnections.inc();
+    socket.once('close', () => services.metrics.websocketConnections.dec());
+  });
   const wsCleanup = useServer<{ authorization?: string; Authorization?: string; 'x-tenant'?: string }, { userId: string | null; tenant: string | null }>(
     {
       schema,
+      connectionInitWaitTimeout: services.config.http.wsConnectionInitTimeoutMs,
       onConnect: async (ws) => {
         const params = ws.connectionParams ?? {};
         try {
-          (ws.extra as { userId: string | null }).userId = await services.authenticator.userFromAuthorization(params.authorization ?? params.Authorization);
+          const principal = await services.authenticator.authenticate(params.authorization ?? params.Authorization);
+          (ws.extra as { userId: string | null }).userId = principal.userId;
           ws.extra.tenant = tenantHeader(params['x-tenant']);
+          // The socket lives no longer than its token: closed (4401) the moment the token expires.
+          if (principal.expiresAt) {
+            const socket = ws.extra.socket;
+            const cancel = runAt(principal.expiresAt, () => socket.close(4401, 'Token expired'));
+            socket.once('close', cancel);
+          }
           return true;
         } catch {
           return false; // graphql-ws closes with 4403 Forbidden
         }
       },
+      // Same limits as over HTTP (tokens, depth, aliases, one operation, page sizes, cost), checked before any resolver.
+      onSubscribe: (_ctx, _id, payload) => checkSocketOperation(schema, production, payload),
       context: (ws): Context => ({
         requestId: crypto.randomUUID(),
         userId: ws.extra.userId ?? null,
@@ -131,7 +257,8 @@ export async function startHttpServer(services: Services, port: number, host: st
         return {
           ...result,
           errors: result.errors.map((e) => {
-            const formatted = formatError(e.toJSON(), e);
+            const formatted = format(e.toJSON(), e);
+            services.metrics.countErrors([String(formatted.extensions?.code ?? 'INTERNAL_SERVER_ERROR')]);
             if (formatted.extensions?.code === 'INTERNAL_SERVER_ERROR') {
               services.log.error({ err: e.originalError ?? e, requestId, path: e.path }, 'unexpected subscription error');
               return { ...formatted, extensions: { ...formatted.extensions, requestId } };
@@ -142,7 +269,8 @@ export async function startHttpServer(services: Services, port: number, host: st
       },
       onError: (_ctx, _id, _payload, errors) => {
         return errors.map((e) => {
-          const f = formatError(e.toJSON(), e);
+          const f = format(e.toJSON(), e);
+          services.metrics.countErrors([String(f.extensions?.code ?? 'INTERNAL_SERVER_ERROR')]);
           return new GraphQLError(f.message, { extensions: f.extensions });
         });
       },
@@ -152,9 +280,17 @@ export async function startHttpServer(services: Services, port: number, host: st
 
   const apollo = new ApolloServer<Context>({
     schema,
-    formatError,
+    formatError: format,
     includeStacktraceInErrorResponses: false,
-    introspection: !services.config.production,
+    introspection: !production,
+    // No "Did you mean …?" naming fields and types in production validation errors.
+    hideSchemaDetailsFromClientErrors: production,
+    // Both are Apollo's defaults, stated because the tests rely on them: simple (CSRF-able) requests are refused,
+    // and a JSON array of operations is one request, not a batch.
+    csrfPrevention: true,
+    allowBatchedHttpRequests: false,
+    parseOptions,
+    validationRules: limitRules,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       transactionPlugin(services),
@@ -183,31 +319,52 @@ export async function startHttpServer(services: Services, port: number, host: st
   app.get('/.well-known/jwks.json', (_req, res) => {
     res.set('cache-control', 'public, max-age=300').json(services.tokens.jwks);
   });
+  // Prometheus text format; METRICS_TOKEN, when set, is required as a bearer token.
+  app.get('/metrics', async (req, res) => {
+    const token = services.config.metrics.token;
+    if (token && !metricsTokenMatches(req.headers.authorization, token)) {
+      return res.status(401).set('www-authenticate', 'Bearer').json({ error: 'unauthorized' });
+    }
+    res.set('content-type', services.metrics.contentType).set('cache-control', 'no-store').send(await services.metrics.text());
+  });
 
   app.use(
     '/graphql',
-    express.json({ limit: '1mb' }),
+    accessLog(services),
+    express.json({ limit: services.config.http.bodyLimitBytes }),
     expressMiddleware(apollo, {
-      context: async ({ req }) => {
-        const requestId = crypto.randomUUID();
-        const userId = await services.authenticator.userFromAuthorization(req.headers.authorization);
-        const tenant = tenantHeader(req.header('x-tenant'));
-        const open = await services.db.open({ userId, tenant, requestId });
-        const ctx: Context = {
-          requestId,
-          userId,
-          tenant,
-          ip: req.ip ?? null,
-          userAgent: req.header('user-agent') ?? null,
-          db: open.tx,
-          services,
-          afterRollback: [],
-          transaction: open,
-        };
-        return ctx;
+      // No SQL here: the request's transaction is opened by transactionPlugin once the operation is accepted.
+      context: async ({ req, res }) => {
+        const record = res.locals.graphql as RequestRecord;
+        try {
+          const userId = await services.authenticator.userFromAuthorization(req.headers.authorization);
+          const tenant = tenantHeader(req.header('x-tenant'));
+          const ctx: Context = {
+            requestId: record.requestId,
+            userId,
+            tenant,
+            ip: req.ip ?? null,
+            userAgent: req.header('user-agent') ?? null,
+            db: undefined as never,
+            services,
+            afterRollback: [],
+          };
+          return ctx;
+        } catch (e) {
+          record.errorCodes = [String((e as GraphQLError).extensions?.code ?? 'INTERNAL_SERVER_ERROR')];
+          throw e;
+        }
       },
     }),
   );
+  // A body express.json refused (too large: 413, not JSON: 400), answered as GraphQL errors rather than HTML.
+  app.use('/graphql', (err: { status?: number; type?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) => {
+    if (res.headersSent || typeof err?.status !== 'number' || err.status < 400 || err.status >= 500) return next(err);
+    const code = err.status === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST';
+    const message = err.status === 413 ? `the request body is larger than ${services.config.http.bodyLimitBytes} bytes` : 'the request body is not valid JSON';
+    (res.locals.graphql as RequestRecord | undefined)?.errorCodes.push(code);
+    res.status(err.status).json({ errors: [{ message, extensions: { code } }] });
+  });
 
   await new Promise<void>((resolve) => httpServer.listen(port, host, resolve));
   const address = httpServer.address();

@@ -2,6 +2,7 @@ import { PgBoss, fromPrisma, type Job } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { Tx } from '../db/database.ts';
 import type { Services } from '../services.ts';
+import type { Config } from '../config.ts';
 
 /** Every job payload carries who asked and for which tenant; handlers re-enter the same RLS context. */
 export interface JobPayload {
@@ -18,7 +19,7 @@ export interface QueueDefinition<D extends JobPayload | Record<string, never> = 
   expireInSeconds: number;
   handle(services: Services, data: D, job: { id: string; retryCount: number; retryLimit: number }): Promise<unknown>;
   /** Cron schedule (pg-boss schedule, UTC) for maintenance queues that run on their own. */
-  cron?: string;
+  cron?: string | ((config: Config) => string);
   /** Long jobs send heartbeats: a worker that dies (SIGKILL) has its job retried by another after this long. */
   heartbeatSeconds?: number;
 }
@@ -29,11 +30,11 @@ export class Jobs {
 
   constructor(
     url: string,
-    private readonly appRole: string,
+    private readonly config: Config,
     private readonly queues: QueueDefinition<any>[],
     private readonly log: Logger,
-    superviseSeconds = 60,
   ) {
+    const superviseSeconds = config.jobsSuperviseSeconds;
     this.boss = new PgBoss({
       connectionString: url,
       schema: 'pgboss',
@@ -50,7 +51,7 @@ export class Jobs {
     // Requests enqueue inside their own transaction, as the app role (send with `db: fromPrisma(tx)`): it may insert
     // jobs (and read back their ids), nothing more. pg-boss creates its schema at start, after our migrations.
     await this.boss.getDb().executeSql(
-      `grant usage on schema pgboss to ${this.appRole}; grant select, insert on all tables in schema pgboss to ${this.appRole}; grant execute on all functions in schema pgboss to ${this.appRole}`,
+      `grant usage on schema pgboss to ${this.config.database.appRole}; grant select, insert on all tables in schema pgboss to ${this.config.database.appRole}; grant execute on all functions in schema pgboss to ${this.config.database.appRole}`,
     );
     for (const q of this.queues) {
       const options = {
@@ -63,7 +64,7 @@ export class Jobs {
       const existing = await this.boss.getQueue(q.name);
       if (existing) await this.boss.updateQueue(q.name, options);
       else await this.boss.createQueue(q.name, options);
-      if (q.cron) await this.boss.schedule(q.name, q.cron, {}, { tz: 'UTC' });
+      if (q.cron) await this.boss.schedule(q.name, typeof q.cron === 'function' ? q.cron(this.config) : q.cron, {}, { tz: 'UTC' });
       this.log.debug({ queue: q.name }, 'queue ready');
     }
   }
@@ -73,11 +74,20 @@ export class Jobs {
     for (const q of this.queues) {
       await this.boss.work(q.name, { batchSize: 1, includeMetadata: true, pollingIntervalSeconds: 0.5 }, async (jobs: Job<any>[]) => {
         for (const job of jobs as Array<Job<any> & { retryCount: number; retryLimit: number }>) {
+          // The enqueuing request's id is carried in the payload: every line of the job's log carries it too.
           const log = this.log.child({ queue: q.name, jobId: job.id, requestId: job.data?.requestId });
+          const started = performance.now();
+          const finished = (status: 'completed' | 'failed') => {
+            const seconds = (performance.now() - started) / 1000;
+            services.metrics?.jobs.inc({ queue: q.name, status });
+            services.metrics?.jobDuration.observe({ queue: q.name, status }, seconds);
+            return Math.round(seconds * 1000);
+          };
           try {
             await q.handle(services, job.data, { id: job.id, retryCount: job.retryCount ?? 0, retryLimit: job.retryLimit ?? q.retryLimit });
+            log.info({ durationMs: finished('completed'), attempt: (job.retryCount ?? 0) + 1 }, 'job completed');
           } catch (err) {
-            log.warn({ err, attempt: (job.retryCount ?? 0) + 1 }, 'job attempt failed');
+            log.warn({ err, durationMs: finished('failed'), attempt: (job.retryCount ?? 0) + 1 }, 'job attempt failed');
             throw err;
           }
         }

@@ -3,6 +3,17 @@ import { documentProcessQueue } from '../modules/documents/processing.ts';
 import { storageDeleteObjectQueue } from '../modules/documents/cleanup.ts';
 import { siteProvisionQueue } from '../modules/sites/provisioning.ts';
 import { sitePurgeQueue } from '../modules/sites/purge.ts';
+import { backupDeleteObjectsQueue, backupExpireQueue, siteBackupQueue, siteBackupScheduleQueue, siteRestoreQueue } from '../modules/backups/jobs.ts';
 
 /** Every queue of the deployment, created at start-up with its retry and expiry options. */
-export const QUEUES: QueueDefinition<any>[] = [documentProcessQueue, storageDeleteObjectQueue, siteProvisionQueue, sitePurgeQueue];
+export const QUEUES: QueueDefinition<any>[] = [
+  documentProcessQueue,
+  storageDeleteObjectQueue,
+  siteProvisionQueue,
+  sitePurgeQueue,
+  siteBackupQueue,
+  siteRestoreQueue,
+  siteBackupScheduleQueue,
+  backupExpireQueue,
+  backupDeleteObjectsQueue,
+];

@@ -12,7 +12,7 @@ export interface TestApp extends RunningApp {
 }
 
 /** Clones the migrated template into a database of this test file's own and starts the API on it (random port). */
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(env: Record<string, string> = {}, opts: { log?: pino.Logger } = {}): Promise<TestApp> {
   const adminUrl = inject('adminUrl');
   const template = inject('templateDb');
   const name = `tp_test_${template.replace('tp_template_', '')}_${crypto.randomBytes(4).toString('hex')}`;
@@ -38,6 +38,6 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     S3_BUCKET: `tp-test-${crypto.randomBytes(6).toString('hex')}`,
     ...env,
   });
-  const app = await startApp(config, { migrate: false, log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });
+  const app = await startApp(config, { migrate: false, log: opts.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });
   return { ...app, databaseUrl };
 }

@@ -41,21 +41,29 @@ export async function signUp(ctx: Context, raw: unknown): Promise<AuthPayloadSha
   return issueSession(ctx, rows[0]!.id);
 }
 
-/** Wrong email and wrong password answer the same, after the same argon2 work. */
+/**
+ * Wrong email and wrong password answer the same, after the same argon2 work. Brute force is throttled in the
+ * database (app.login_throttled, sql/0010): past 10 failures per email or 50 per ip in 15 minutes every attempt,
+ * even with the right password, gets that same answer — known and unknown emails alike.
+ */
 export async function logIn(ctx: Context, raw: unknown): Promise<AuthPayloadShape> {
   const parsed = LogInInput.safeParse(raw);
   const address = parsed.success ? parsed.data.email : null;
   const password = parsed.success ? parsed.data.password : '';
-  const rows = address
-    ? await ctx.db.$queryRaw<{ user_id: string; password_hash: string | null }[]>`select * from app.login_lookup(${address})`
-    : [];
-  const found = rows[0];
+  const rows = await ctx.db.$queryRaw<{ throttled: boolean; user_id: string | null; password_hash: string | null }[]>`
+    select t.throttled, l.user_id, l.password_hash
+      from app.login_throttled(${address}::text, ${ctx.ip}::text) as t(throttled)
+      left join app.login_lookup(${address}::text) l on true`;
+  const throttled = rows[0]?.throttled ?? true;
+  const found = rows[0]?.user_id ? { user_id: rows[0].user_id, password_hash: rows[0].password_hash } : undefined;
   const ok = await ctx.services.passwords.verify(found?.password_hash, password);
-  if (!ok || !found) {
-    // Recorded in its own transaction: the request's one rolls back with the error.
+  if (throttled || !ok || !found) {
+    // Recorded in its own transaction: the request's one rolls back with the error. Throttled attempts are kept
+    // for forensics under their own action, so they do not extend the throttle window.
+    const action = throttled ? 'logInThrottled' : 'logIn';
     await ctx.services.db
       .withContext({ requestId: ctx.requestId }, (tx) =>
-        tx.$executeRaw`select app.record_auth_event(${found?.user_id ?? null}::uuid, ${address}, 'logIn', 'FAILURE', ${ctx.ip}, ${ctx.userAgent})`,
+        tx.$executeRaw`select app.record_auth_event(${found?.user_id ?? null}::uuid, ${address}, ${action}, 'FAILURE', ${ctx.ip}, ${ctx.userAgent})`,
       )
       .catch(() => undefined);
     throw new AppError('UNAUTHENTICATED', 'invalid email or password');

@@ -1,0 +1,233 @@
+import type { QueueDefinition, JobPayload } from '../../jobs/queue.ts';
+import type { Services } from '../../services.ts';
+import { PermanentJobError, runTracked } from '../jobs/run.ts';
+import type { TrackedJobPayload } from '../jobs/service.ts';
+import { APPS, ident, siteRoleName, siteSchemaName } from '../sites/apps.ts';
+import { asOwner, moveSite } from '../sites/provisioning.ts';
+import { writeArchive, restoreArchive, restoreFiles, swapSchemas } from './archive.ts';
+import { BACKUP_ATTEMPTS, RESTORE_ATTEMPTS, backupPrefix } from './service.ts';
+
+export interface BackupJobPayload extends TrackedJobPayload {
+  siteId: string;
+  backupId: string;
+}
+
+export interface RestoreJobPayload extends BackupJobPayload {
+  previousStatus: 'HEALTHY' | 'SOFT_DELETED';
+}
+
+const siteFilesPrefix = (tenantId: string, siteId: string) => `tenants/${tenantId}/sites/${siteId}/files/`;
+
+/**
+ * `site-backup`: a FULL archive of the site's schema and files under the backup's prefix. A retry (after a crash
+ * or a transient S3 failure) starts from a clean prefix; the backup is SUCCESS only after every part is verified.
+ */
+export const siteBackupQueue: QueueDefinition<BackupJobPayload> = {
+  name: 'site-backup',
+  retryLimit: BACKUP_ATTEMPTS - 1,
+  retryDelay: 2,
+  retryBackoff: true,
+  expireInSeconds: 3600,
+  heartbeatSeconds: 10,
+  handle: (services: Services, data, meta) =>
+    runTracked(
+      services,
+      data,
+      meta,
+      async (run) => {
+        const { tenantId, siteId, backupId } = data;
+        const site = await run.withDb((tx) => tx.site.findUnique({ where: { tenantId_id: { tenantId, id: siteId } } }));
+        if (!site || !site.schemaName) throw new PermanentJobError('the site has no schema to back up');
+        const prefix = backupPrefix(tenantId, backupId);
+        await run.withDb((tx) => tx.backup.updateMany({ where: { tenantId, id: backupId }, data: { status: 'RUNNING', error: null } }));
+        await run.progress(5, 'preparing', `archive under ${prefix}`);
+        // Whatever an interrupted attempt left behind goes first: parts, manifest, unfinished multipart uploads.
+        await services.storage.abortUploads(prefix);
+        await services.storage.deletePrefix(prefix);
+        const manifest = await writeArchive({
+          pool: services.ownerPool,
+          storage: services.storage,
+          schema: site.schemaName,
+          prefix,
+          meta: { siteId, siteName: site.name, apps: site.apps.map((name) => ({ name, version: APPS[name]?.version ?? 'unknown' })) },
+          files: { prefix: siteFilesPrefix(tenantId, siteId) },
+          onProgress: (pct, step) => run.progress(5 + pct * 0.9, step),
+        });
+        const checksum = manifest.checksum;
+        await run.withDb(async (tx) => {
+          await tx.backup.updateMany({
+            where: { tenantId, id: backupId },
+            data: { status: 'SUCCESS', sizeBytes: BigInt(manifest.totalBytes), checksum, manifest: manifest as object, completedAt: new Date() },
+          });
+        });
+        await services.ownerPool.query(`update app_public.tenant_schemas set last_backup_at = now() where tenant_id = $1 and schema_name = $2`, [
+          tenantId,
+          site.schemaName,
+        ]);
+        return { backupId, tables: manifest.tables.length, files: manifest.files.length, bytes: manifest.totalBytes };
+      },
+      {
+        onFailed: async (run, error) => {
+          await services.storage.abortUploads(backupPrefix(data.tenantId, data.backupId)).catch(() => undefined);
+          await services.storage.deletePrefix(backupPrefix(data.tenantId, data.backupId)).catch(() => undefined);
+          await run.withDb((tx) => tx.backup.updateMany({ where: { tenantId: data.tenantId, id: data.backupId }, data: { status: 'FAILED', error, completedAt: new Date() } }));
+        },
+        onCancelled: async (run) => {
+          await services.storage.deletePrefix(backupPrefix(data.tenantId, data.backupId)).catch(() => undefined);
+          await run.withDb((tx) => tx.backup.updateMany({ where: { tenantId: data.tenantId, id: data.backupId }, data: { status: 'FAILED', error: 'cancelled', completedAt: new Date() } }));
+        },
+      },
+    ),
+};
+
+/**
+ * `site-restore`: verifies every checksum of the archive before touching anything, loads it into a fresh schema in
+ * one transaction, then swaps it in (and the files). On any failure the site keeps exactly its previous data.
+ */
+export const siteRestoreQueue: QueueDefinition<RestoreJobPayload> = {
+  name: 'site-restore',
+  retryLimit: RESTORE_ATTEMPTS - 1,
+  retryDelay: 2,
+  retryBackoff: true,
+  expireInSeconds: 3600,
+  heartbeatSeconds: 10,
+  handle: (services: Services, data, meta) =>
+    runTracked(
+      services,
+      data,
+      meta,
+      async (run) => {
+        const { tenantId, siteId, backupId } = data;
+        const backup = await run.withDb((tx) => tx.backup.findUnique({ where: { tenantId_id: { tenantId, id: backupId } } }));
+        if (!backup || backup.status !== 'SUCCESS' || backup.siteId !== siteId) throw new PermanentJobError('the backup is not a SUCCESS backup of this site');
+        const live = siteSchemaName(siteId);
+        const role = siteRoleName(siteId);
+        const incoming = `restore_${siteId.replace(/-/g, '')}`;
+        await run.progress(5, 'verifying archive');
+        await services.ownerPool.query(`drop schema if exists ${ident(incoming)} cascade`);
+        // The restored schema is created and loaded as the site's own role (a purged site's role is recreated).
+        await asOwner(services.ownerPool, async (c) => {
+          const exists = await c.query(`select 1 from pg_roles where rolname = $1`, [role]);
+          if (!exists.rowCount) await c.query(`create role ${ident(role)} nologin nosuperuser nocreatedb nocreaterole noinherit nobypassrls`);
+        });
+        await restoreArchive({
+          pool: services.ownerPool,
+          storage: services.storage,
+          prefix: backup.objectKey,
+          targetSchema: incoming,
+          owner: role,
+          onProgress: (pct, step) => run.progress(5 + pct * 0.7, step),
+        });
+        await run.progress(80, 'swapping in the restored schema');
+        await asOwner(services.ownerPool, async (c) => {
+          await swapSchemas({ client: c, live, incoming, dropOld: true });
+          await c.query(`alter schema ${ident(live)} owner to ${ident(role)}`);
+          await c.query(
+            `insert into app_public.tenant_schemas (tenant_id, schema_name, site_id, owner_role) values ($1, $2, $3, $4) on conflict (tenant_id, schema_name) do nothing`,
+            [tenantId, live, siteId, role],
+          );
+        });
+        await run.progress(88, 'restoring files');
+        await restoreFiles({ storage: services.storage, prefix: backup.objectKey, toPrefix: siteFilesPrefix(tenantId, siteId) });
+        await moveSite(run, siteId, 'RUNNING', { schemaName: live, deletedAt: null, retentionUntil: null });
+        await run.progress(95, 'health check');
+        await moveSite(run, siteId, 'HEALTHY');
+        return { backupId, schema: live };
+      },
+      {
+        onFailed: async (run) => {
+          await services.ownerPool.query(`drop schema if exists ${ident(`restore_${data.siteId.replace(/-/g, '')}`)} cascade`).catch(() => undefined);
+          await moveSite(run, data.siteId, data.previousStatus).catch(() => undefined);
+        },
+        onCancelled: async (run) => {
+          await moveSite(run, data.siteId, data.previousStatus).catch(() => undefined);
+        },
+      },
+    ),
+};
+
+/** `backup-delete-objects`: removes an expired backup's archive after the row is gone. */
+export const backupDeleteObjectsQueue: QueueDefinition<JobPayload & { prefix: string }> = {
+  name: 'backup-delete-objects',
+  retryLimit: 5,
+  retryDelay: 5,
+  retryBackoff: true,
+  expireInSeconds: 600,
+  async handle(services, data) {
+    if (!data.prefix.startsWith(`tenants/${data.tenantId}/backups/`)) throw new Error('prefix outside the tenant’s backups');
+    await services.storage.abortUploads(data.prefix);
+    return { deleted: await services.storage.deletePrefix(data.prefix) };
+  },
+};
+
+/** `backup-expire` (maintenance, hourly): backups past their retention go, rows and archives. */
+export const backupExpireQueue: QueueDefinition<Record<string, never>> = {
+  name: 'backup-expire',
+  retryLimit: 3,
+  retryDelay: 60,
+  retryBackoff: true,
+  expireInSeconds: 900,
+  cron: '17 * * * *',
+  async handle(services) {
+    const expired = await services.ownerPool.query<{ tenant_id: string; id: string; object_key: string }>(
+      `select tenant_id, id, object_key from app_public.backups where expires_at <= now() order by expires_at limit 500`,
+    );
+    for (const b of expired.rows) {
+      await services.storage.abortUploads(b.object_key);
+      await services.storage.deletePrefix(b.object_key);
+      await services.ownerPool.query(`delete from app_public.backups where tenant_id = $1 and id = $2`, [b.tenant_id, b.id]);
+    }
+    return { expired: expired.rows.length };
+  },
+};
+
+/**
+ * `site-backup-schedule` (maintenance, BACKUP_CRON, owner role): one scheduled FULL backup of every healthy site,
+ * on behalf of the site's creator when still an admin, else the tenant's oldest owner (so the job runs in a
+ * member's RLS context like any other). One backup per site per day (singleton key).
+ */
+export const siteBackupScheduleQueue: QueueDefinition<Record<string, never>> = {
+  name: 'site-backup-schedule',
+  cron: (config) => config.backups.cron,
+  retryLimit: 2,
+  retryDelay: 60,
+  retryBackoff: true,
+  expireInSeconds: 900,
+  async handle(services) {
+    const due = await services.ownerPool.query<{ tenant_id: string; site_id: string; actor: string | null }>(
+      `select s.tenant_id, s.id as site_id,
+              coalesce(
+                (select m.user_id from app_public.memberships m where m.tenant_id = s.tenant_id and m.user_id = s.created_by and m.role >= 'ADMIN'),
+                (select m.user_id from app_public.memberships m where m.tenant_id = s.tenant_id and m.role = 'OWNER' order by m.created_at limit 1)
+              ) as actor
+         from app_public.sites s
+        where s.status = 'HEALTHY'
+          and not exists (select 1 from app_public.backups b where b.tenant_id = s.tenant_id and b.site_id = s.id and b.scheduled and b.created_at > now() - interval '20 hours')`,
+    );
+    let scheduled = 0;
+    for (const row of due.rows) {
+      if (!row.actor) continue;
+      await asOwner(services.ownerPool, async (c) => {
+        const backup = await c.query<{ id: string }>(
+          `insert into app_public.backups (tenant_id, site_id, object_key, requested_by, scheduled, expires_at)
+           values ($1, $2, 'tenants/' || $1 || '/backups/' || gen_random_uuid() || '/', $3, true, now() + make_interval(days => $4))
+           returning id`,
+          [row.tenant_id, row.site_id, row.actor, services.config.backups.retentionDays],
+        );
+        const backupId = backup.rows[0]!.id;
+        await c.query(`update app_public.backups set object_key = $3 where tenant_id = $1 and id = $2`, [row.tenant_id, backupId, backupPrefix(row.tenant_id, backupId)]);
+        const job = await c.query<{ id: string }>(
+          `insert into app_public.jobs (tenant_id, type, site_id, requested_by, max_attempts) values ($1, 'site-backup', $2, $3, $4) returning id`,
+          [row.tenant_id, row.site_id, row.actor, BACKUP_ATTEMPTS],
+        );
+        await services.jobs.boss.send(
+          'site-backup',
+          { tenantId: row.tenant_id, userId: row.actor, requestId: `schedule-${new Date().toISOString()}`, jobId: job.rows[0]!.id, siteId: row.site_id, backupId },
+          { db: { executeSql: (text: string, values?: unknown[]) => c.query(text, values as unknown[]) } },
+        );
+      });
+      scheduled++;
+    }
+    return { scheduled };
+  },
+};

@@ -1,0 +1,22 @@
+import pino from 'pino';
+
+/**
+ * Keys that must never reach a log line, wherever they sit in a logged object (two levels deep). Nothing logs
+ * request bodies or variables on purpose; this is the net under that rule.
+ */
+export const REDACTED_KEYS = ['authorization', 'Authorization', 'cookie', 'password', 'newPassword', 'token', 'accessToken', 'refreshToken', 'connectionParams', 'variables', 'METRICS_TOKEN'];
+
+export const redactPaths = [
+  ...REDACTED_KEYS,
+  ...REDACTED_KEYS.map((k) => `*.${k}`),
+  ...REDACTED_KEYS.map((k) => `*.*.${k}`),
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+];
+
+/** Structured JSON logs (pino) with the secrets redacted. */
+export function createLogger(level: string, destination?: pino.DestinationStream) {
+  const options: pino.LoggerOptions = { level, redact: { paths: redactPaths, censor: '[redacted]' } };
+  return destination ? pino(options, destination) : pino(options);
+}

@@ -93,6 +93,7 @@ describe('backup and restore', () => {
     await sql.query(`insert into "${schema}".notes (title) values ('after the backup')`);
     await sql.query(`delete from "${schema}".contacts where name = 'Grace'`);
     await app.services.storage.client.send(new PutObjectCommand({ Bucket: app.services.config.storage.bucket, Key: `tenants/${tenantUuid}/sites/${siteUuid}/files/logo.txt`, Body: 'changed logo' }));
+    await app.services.storage.client.send(new PutObjectCommand({ Bucket: app.services.config.storage.bucket, Key: `tenants/${tenantUuid}/sites/${siteUuid}/files/new.txt`, Body: 'added later' }));
     expect(await dump(schema)).not.toEqual(snapshot);
     const r = (await owner.gql.ok(RESTORE, { s: siteId, b: backupId })).restoreSite;
     expect(r.site.status).toBe('RESTORING');
@@ -102,6 +103,8 @@ describe('backup and restore', () => {
     expect(await dump(schema)).toEqual(snapshot);
     const logo = await app.services.storage.client.send(new GetObjectCommand({ Bucket: app.services.config.storage.bucket, Key: `tenants/${tenantUuid}/sites/${siteUuid}/files/logo.txt` }));
     expect(await logo.Body!.transformToString()).toBe('original logo');
+    const files = (await app.services.storage.list(`tenants/${tenantUuid}/sites/${siteUuid}/files/`)).map((o) => o.key.split('/files/')[1]).sort();
+    expect(files).toEqual(['.keep', 'logo.txt']);
     // Still owned by the site's role, and no leftover schema.
     expect((await sql.query(`select nspowner::regrole::text as o from pg_namespace where nspname = $1`, [schema])).rows[0].o).toBe(`${schema}_owner`);
     expect((await sql.query(`select count(*)::int as n from pg_namespace where nspname like '%' || $1 || '%'`, [siteUuid.replace(/-/g, '')])).rows[0].n).toBe(1);

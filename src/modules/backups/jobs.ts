@@ -128,7 +128,8 @@ export const siteRestoreQueue: QueueDefinition<RestoreJobPayload> = {
           );
         });
         await run.progress(88, 'restoring files');
-        await restoreFiles({ storage: services.storage, prefix: backup.objectKey, toPrefix: siteFilesPrefix(tenantId, siteId) });
+        // exact: files added after the backup go too, so the site's files equal the backup's.
+        await restoreFiles({ storage: services.storage, prefix: backup.objectKey, toPrefix: siteFilesPrefix(tenantId, siteId), exact: true });
         await moveSite(run, siteId, 'RUNNING', { schemaName: live, deletedAt: null, retentionUntil: null });
         await run.progress(95, 'health check');
         await moveSite(run, siteId, 'HEALTHY');

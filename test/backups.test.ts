@@ -4,6 +4,7 @@ import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { signUp, createTenant, type TestUser } from './support/client.ts';
+import { uploadDocument } from './support/uploads.ts';
 
 /** Backups and restores through GraphQL: round trip row by row, files included; corruption refused; retention. */
 let app: TestApp;
@@ -145,5 +146,25 @@ describe('backup and restore', () => {
     // After expiry the backup can go (the policy agrees).
     await sql.query(`update app_public.backups set expires_at = now() - interval '1 second' where id = $1`, [uuidOf(backupId)]);
     expect((await owner.gql.ok(`mutation($b: ID!) { deleteBackup(backupId: $b) }`, { b: backupId })).deleteBackup).toBe(true);
+  });
+});
+
+describe('exportTenant', () => {
+  it('archives the tenant’s pooled rows and objects, and nothing of another tenant', async () => {
+    await uploadDocument(owner, tenant.id, Buffer.from('exported document'), { filename: 'export.txt' });
+    await owner.gql.ok(`mutation($i: CreateChatSessionInput!) { createChatSession(input: $i) { id } }`, { i: { tenantId: tenant.id, title: 'Exported chat' } });
+    await uploadDocument(outsider, other.id, Buffer.from('not exported'), { filename: 'theirs.txt' });
+    expect(await outsider.gql.code(`mutation($t: ID!) { exportTenant(tenantId: $t) { id } }`, { t: tenant.id })).toBe('NOT_FOUND');
+    const job = (await owner.gql.ok(`mutation($t: ID!) { exportTenant(tenantId: $t) { id status type } }`, { t: tenant.id })).exportTenant;
+    expect(job).toMatchObject({ status: 'PENDING', type: 'tenant-export' });
+    const done = await until(owner, job.id, (n) => n.status === 'COMPLETED' || n.status === 'FAILED');
+    expect(done.status).toBe('COMPLETED');
+    const result = (await owner.gql.ok(`query($id: ID!) { node(id: $id) { ... on Job { result } } }`, { id: job.id })).node.result;
+    expect(result.tables).toMatchObject({ memberships: 1, documents: 1, files: 1, chat_sessions: 1, social_links: 0 });
+    expect(result.files).toBe(1);
+    expect(result.prefix).toBe(`tenants/${tenantUuid}/exports/${uuidOf(job.id)}/`);
+    const keys = (await app.services.storage.list(result.prefix)).map((o) => o.key);
+    expect(keys).toContain(`${result.prefix}manifest.json`);
+    expect((await sql.query(`select count(*)::int as n from pg_namespace where nspname like 'export_%'`)).rows[0].n).toBe(0);
   });
 });

@@ -361,7 +361,12 @@ export async function startHttpServer(services: Services, port: number, host: st
   app.use('/graphql', (err: { status?: number; type?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) => {
     if (res.headersSent || typeof err?.status !== 'number' || err.status < 400 || err.status >= 500) return next(err);
     const code = err.status === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST';
-    const message = err.status === 413 ? `the request body is larger than ${services.config.http.bodyLimitBytes} bytes` : 'the request body is not valid JSON';
+    const message =
+      err.status === 413
+        ? `the request body is larger than ${services.config.http.bodyLimitBytes} bytes`
+        : err.type === 'entity.parse.failed'
+          ? 'the request body is not valid JSON'
+          : 'the request body could not be read';
     (res.locals.graphql as RequestRecord | undefined)?.errorCodes.push(code);
     res.status(err.status).json({ errors: [{ message, extensions: { code } }] });
   });

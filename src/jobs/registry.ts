@@ -3,6 +3,7 @@ import { documentProcessQueue } from '../modules/documents/processing.ts';
 import { storageDeleteObjectQueue } from '../modules/documents/cleanup.ts';
 import { siteProvisionQueue } from '../modules/sites/provisioning.ts';
 import { sitePurgeQueue } from '../modules/sites/purge.ts';
+import { tenantExportQueue } from '../modules/backups/export.ts';
 import { backupDeleteObjectsQueue, backupExpireQueue, siteBackupQueue, siteBackupScheduleQueue, siteRestoreQueue } from '../modules/backups/jobs.ts';
 
 /** Every queue of the deployment, created at start-up with its retry and expiry options. */
@@ -16,4 +17,5 @@ export const QUEUES: QueueDefinition<any>[] = [
   siteBackupScheduleQueue,
   backupExpireQueue,
   backupDeleteObjectsQueue,
+  tenantExportQueue,
 ];

@@ -1,6 +1,7 @@
 import { builder } from '../../graphql/builder.ts';
-import { tenantScopedIdFromGlobalId } from '../../graphql/ids.ts';
+import { tenantScopedIdFromGlobalId, uuidFromGlobalId } from '../../graphql/ids.ts';
 import * as backups from './service.ts';
+import { exportTenant } from './export.ts';
 
 const BackupStatusEnum = builder.enumType('BackupStatus', { values: ['PENDING', 'RUNNING', 'SUCCESS', 'FAILED'] as const });
 const BackupTypeEnum = builder.enumType('BackupType', {
@@ -61,6 +62,16 @@ const RestorePayload = builder.objectRef<{ tenantId: string; siteId: string; job
 });
 
 builder.mutationFields((t) => ({
+  exportTenant: t.prismaField({
+    type: 'Job',
+    description: 'Writes the tenant’s pooled rows (members, documents, files, chats, links) and its objects as one archive (site-backup format); the job’s result names its prefix.',
+    args: { tenantId: t.arg.id({ required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      const tenantId = uuidFromGlobalId('Tenant', String(args.tenantId), 'tenantId');
+      const job = await exportTenant(ctx, tenantId);
+      return ctx.db.job.findUniqueOrThrow({ ...query, where: { tenantId_id: { tenantId, id: job.id } } });
+    },
+  }),
   backupSite: t.field({
     type: BackupJobPayload,
     description: 'A FULL backup now (admins and owners). It is SUCCESS only once every part is verified in S3.',

@@ -94,4 +94,24 @@ describe('a killed worker', () => {
       'notes',
     ]);
   }, 120_000);
+
+  it('SIGTERM: the running job stops at its next checkpoint, the worker exits, another worker resumes it', async () => {
+    for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+    const slow = startWorker({ JOB_STEP_DELAY_MS: '1500' });
+    const created = await owner.gql.ok(`mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id } job { id } } }`, {
+      i: { tenantId: tenant.id, name: `term-${process.pid}`, displayName: 'Term', apps: ['notes'] },
+    });
+    const jobUuid = JSON.parse(Buffer.from(created.createSite.job.id, 'base64').toString().slice('Job:'.length))[1] as string;
+    await poll(async () => (await sql.query(`select status from app_public.jobs where id = $1`, [jobUuid])).rows[0]?.status === 'RUNNING', 30_000, 'running');
+    const started = Date.now();
+    slow.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => slow.once('exit', (c) => r(c)));
+    expect(code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    const after = (await sql.query(`select status, logs from app_public.jobs where id = $1`, [jobUuid])).rows[0];
+    expect(after.status).toBe('PENDING');
+    expect(after.logs.join('\n')).toMatch(/interrupted at a checkpoint by a worker shutdown/);
+    startWorker();
+    await poll(async () => (await sql.query(`select status from app_public.jobs where id = $1`, [jobUuid])).rows[0]?.status === 'COMPLETED', 60_000, 'completed');
+  }, 120_000);
 });

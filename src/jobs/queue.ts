@@ -24,9 +24,13 @@ export interface QueueDefinition<D extends JobPayload | Record<string, never> = 
   heartbeatSeconds?: number;
 }
 
+export const DEAD_LETTER_QUEUE = 'dead-letter';
+
 /** pg-boss in the same database (schema `pgboss`). Queues are created explicitly at start-up, loudly. */
 export class Jobs {
   readonly boss: PgBoss;
+  /** Set on SIGTERM: tracked jobs stop at their next checkpoint and are handed back to the queue. */
+  stopping = false;
 
   constructor(
     url: string,
@@ -53,8 +57,11 @@ export class Jobs {
     await this.boss.getDb().executeSql(
       `grant usage on schema pgboss to ${this.config.database.appRole}; grant select, insert on all tables in schema pgboss to ${this.config.database.appRole}; grant execute on all functions in schema pgboss to ${this.config.database.appRole}`,
     );
+    // Jobs that exhaust their retries outside the tracked-job bookkeeping land here for an operator to inspect.
+    if (!(await this.boss.getQueue(DEAD_LETTER_QUEUE))) await this.boss.createQueue(DEAD_LETTER_QUEUE, { retentionSeconds: 30 * 86400 });
     for (const q of this.queues) {
       const options = {
+        deadLetter: DEAD_LETTER_QUEUE,
         retryLimit: q.retryLimit,
         retryDelay: q.retryDelay,
         retryBackoff: q.retryBackoff,
@@ -100,7 +107,9 @@ export class Jobs {
     return this.boss.send(queue, data as object, { db: fromPrisma(tx as never) });
   }
 
+  /** Graceful: running jobs reach their next checkpoint (and go back to the queue) or finish, then pg-boss stops. */
   async stop() {
-    await this.boss.stop({ graceful: true, timeout: 10_000 }).catch(() => undefined);
+    this.stopping = true;
+    await this.boss.stop({ graceful: true, timeout: 15_000 }).catch(() => undefined);
   }
 }

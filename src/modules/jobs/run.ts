@@ -9,6 +9,13 @@ export class JobCancelled extends Error {
   }
 }
 
+/** Thrown at a checkpoint when this worker is shutting down (SIGTERM): the job goes back to the queue. */
+export class WorkerStopping extends Error {
+  constructor() {
+    super('the worker is shutting down');
+  }
+}
+
 /** A failure no retry can fix (bad input, illegal state): the job ends FAILED at once. */
 export class PermanentJobError extends Error {}
 
@@ -76,8 +83,9 @@ export class JobRun {
     await this.withDb((tx) => tx.job.updateMany({ where: this.where(), data: { logs: { push: line }, updatedAt: new Date() } }));
   }
 
-  /** Stops here when someone cancelled the job. */
+  /** Stops here when someone cancelled the job, or when this worker is shutting down. */
   async checkpoint() {
+    if (this.services.jobs.stopping) throw new WorkerStopping();
     const job = await this.withDb((tx) => tx.job.findUnique({ where: { tenantId_id: this.where() }, select: { cancelRequestedAt: true } }));
     if (job?.cancelRequestedAt) throw new JobCancelled();
   }
@@ -130,6 +138,11 @@ export async function runTracked(
       return { cancelled: true };
     }
     const message = e instanceof Error ? e.message : String(e);
+    if (e instanceof WorkerStopping && meta.retryCount < meta.retryLimit) {
+      // Not a failure of the work: pg-boss retries it at once on a worker that is not stopping (an attempt is used).
+      await run.retrying('interrupted at a checkpoint by a worker shutdown');
+      throw e;
+    }
     if (e instanceof PermanentJobError || meta.retryCount >= meta.retryLimit) {
       await hooks.onFailed?.(run, message);
       await run.fail(message);

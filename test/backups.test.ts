@@ -149,6 +149,27 @@ describe('backup and restore', () => {
   });
 });
 
+describe('daily schedule', () => {
+  it('the scheduled fan-out backs up every healthy site once, on behalf of an admin', async () => {
+    await app.services.jobs.boss.send('site-backup-schedule', {});
+    const row = await (async () => {
+      const start = Date.now();
+      for (;;) {
+        const r = (await sql.query(`select status, requested_by from app_public.backups where site_id = $1 and scheduled`, [siteUuid])).rows;
+        if (r.some((b) => b.status === 'SUCCESS' || b.status === 'FAILED')) return r;
+        if (Date.now() - start > 30000) throw new Error('no scheduled backup');
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    })();
+    expect(row.map((b) => b.status)).toEqual(['SUCCESS']);
+    expect(row[0].requested_by).toBeTruthy();
+    // Run again: the site already has today's scheduled backup, nothing new.
+    await app.services.jobs.boss.send('site-backup-schedule', {});
+    await new Promise((res) => setTimeout(res, 1500));
+    expect((await sql.query(`select count(*)::int as n from app_public.backups where site_id = $1 and scheduled`, [siteUuid])).rows[0].n).toBe(1);
+  });
+});
+
 describe('exportTenant', () => {
   it('archives the tenant’s pooled rows and objects, and nothing of another tenant', async () => {
     await uploadDocument(owner, tenant.id, Buffer.from('exported document'), { filename: 'export.txt' });

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import type { QueueDefinition, JobPayload } from '../../jobs/queue.ts';
 import type { Services } from '../../services.ts';
 import { PermanentJobError, runTracked } from '../jobs/run.ts';
@@ -208,15 +209,14 @@ export const siteBackupScheduleQueue: QueueDefinition<Record<string, never>> = {
     let scheduled = 0;
     for (const row of due.rows) {
       if (!row.actor) continue;
+      const backupId = crypto.randomUUID();
       await asOwner(services.ownerPool, async (c) => {
-        const backup = await c.query<{ id: string }>(
-          `insert into app_public.backups (tenant_id, site_id, object_key, requested_by, scheduled, expires_at)
-           values ($1, $2, 'tenants/' || $1 || '/backups/' || gen_random_uuid() || '/', $3, true, now() + make_interval(days => $4))
+        await c.query<{ id: string }>(
+          `insert into app_public.backups (tenant_id, id, site_id, object_key, requested_by, scheduled, expires_at)
+           values ($1::uuid, $2::uuid, $3::uuid, $4, $5::uuid, true, now() + make_interval(days => $6::int))
            returning id`,
-          [row.tenant_id, row.site_id, row.actor, services.config.backups.retentionDays],
+          [row.tenant_id, backupId, row.site_id, backupPrefix(row.tenant_id, backupId), row.actor, services.config.backups.retentionDays],
         );
-        const backupId = backup.rows[0]!.id;
-        await c.query(`update app_public.backups set object_key = $3 where tenant_id = $1 and id = $2`, [row.tenant_id, backupId, backupPrefix(row.tenant_id, backupId)]);
         const job = await c.query<{ id: string }>(
           `insert into app_public.jobs (tenant_id, type, site_id, requested_by, max_attempts) values ($1, 'site-backup', $2, $3, $4) returning id`,
           [row.tenant_id, row.site_id, row.actor, BACKUP_ATTEMPTS],

@@ -520,8 +520,8 @@ describe('a large table (multipart COPY stream)', () => {
     const written = (performance.now() - t0) / 1000;
     const dumped = (uploaded - t0) / 1000;
     const table = m.tables[0]!;
-    expect(table.rowCount).toBe(360000);
-    expect(table.rawBytes).toBeGreaterThan(45 * 1024 * 1024);
+    expect(table.rowCount).toBe(200000);
+    expect(table.rawBytes).toBeGreaterThan(24 * 1024 * 1024);
     expect(ops.filter((o) => o.op === 'UploadPart' && o.key === `${p}tables/big.copy.gz`).length).toBeGreaterThan(1);
 
     const t1 = performance.now();
@@ -531,7 +531,7 @@ describe('a large table (multipart COPY stream)', () => {
       `select (select count(*) from ${big}_r.big) as n,
               (select md5(string_agg(x::text, ',' order by id)) from ${big}.big x) = (select md5(string_agg(x::text, ',' order by id)) from ${big}_r.big x) as same`,
     );
-    expect(same).toEqual([{ n: '360000', same: true }]);
+    expect(same).toEqual([{ n: '200000', same: true }]);
 
     const mb = table.rawBytes / 1024 / 1024;
     console.log(

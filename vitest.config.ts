@@ -9,6 +9,8 @@ export default defineConfig({
     // Each file runs in its own fork against its own database cloned from the migrated template.
     pool: 'forks',
     fileParallelism: true,
+    // Vitest would use one fork on a 2-core machine; the suite mostly waits on PostgreSQL, S3 and job workers.
+    maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },

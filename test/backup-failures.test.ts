@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { startTestApp, type TestApp } from './support/app.ts';
+import { WorkerProcesses, poll } from './support/workers.ts';
 import { signUp, createTenant, type TestUser } from './support/client.ts';
 import { startEmbeddedS3, type EmbeddedS3 } from '../src/storage/embedded.ts';
 
@@ -19,42 +19,14 @@ let s3Dir: string;
 let owner: TestUser;
 let tenant: { id: string; slug: string };
 let sql: pg.Client;
-const workers: ChildProcess[] = [];
+let workers: WorkerProcesses;
 
 const uuidOf = (gid: string) => {
   const raw = Buffer.from(gid, 'base64').toString();
   return JSON.parse(raw.slice(raw.indexOf(':') + 1))[1] as string;
 };
 
-async function poll<T>(fn: () => Promise<T | undefined | null | false>, ms: number, what: string): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
-function startWorker(extraEnv: Record<string, string> = {}) {
-  const cfg = app.services.config;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'worker'], {
-    env: {
-      ...process.env,
-      DATABASE_URL: app.databaseUrl,
-      S3_ENDPOINT: cfg.storage.endpoint!,
-      S3_ACCESS_KEY_ID: 'S3RVER',
-      S3_SECRET_ACCESS_KEY: 'S3RVER',
-      S3_BUCKET: cfg.storage.bucket,
-      JOBS_SUPERVISE_SECONDS: '2',
-      LOG_LEVEL: 'warn',
-      ...extraEnv,
-    },
-    stdio: 'ignore',
-  });
-  workers.push(child);
-  return child;
-}
 
 async function healthySite(name: string) {
   const c = await owner.gql.ok(`mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id } } }`, {
@@ -71,6 +43,7 @@ beforeAll(async () => {
   s3Dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantplane-s3-own-'));
   s3 = await startEmbeddedS3(s3Dir, 0, 'tp-failures');
   app = await startTestApp({ S3_ENDPOINT: s3.endpoint, S3_BUCKET: 'tp-failures', WORKERS: 'false' });
+  workers = new WorkerProcesses(app);
   owner = await signUp(app, 'owner');
   tenant = await createTenant(owner, 'failures');
   sql = new pg.Client({ connectionString: app.databaseUrl });
@@ -78,7 +51,7 @@ beforeAll(async () => {
   await sql.query(`update app_public.tenants set plan_id = 'pro' where slug = $1`, [tenant.slug]);
 });
 afterAll(async () => {
-  for (const w of workers) if (w.exitCode === null) w.kill('SIGKILL');
+  workers?.killAll();
   await sql?.end();
   await app?.stop();
   await s3?.stop().catch(() => undefined);
@@ -87,11 +60,11 @@ afterAll(async () => {
 
 describe('backups under failure', () => {
   it('a worker killed mid-backup: another finishes, and SUCCESS only with every part', async () => {
-    const first = startWorker();
+    const first = workers.start();
     const site = await healthySite(`kill-bk-${process.pid}`);
     first.kill('SIGTERM');
     await new Promise((r) => first.once('exit', r));
-    const slow = startWorker({ JOB_STEP_DELAY_MS: '1500' });
+    const slow = workers.start({ JOB_STEP_DELAY_MS: '1500' });
     const r = await owner.gql.ok(`mutation($s: ID!) { backupSite(siteId: $s) { backup { id } job { id } } }`, { s: site.id });
     const backupUuid = uuidOf(r.backupSite.backup.id);
     const jobUuid = uuidOf(r.backupSite.job.id);
@@ -102,11 +75,12 @@ describe('backups under failure', () => {
     slow.kill('SIGKILL');
     await new Promise((r) => slow.once('exit', r));
     expect((await sql.query(`select status from app_public.backups where id = $1`, [backupUuid])).rows[0].status).not.toBe('SUCCESS');
-    startWorker();
-    const done = await poll(async () => {
-      const b = (await sql.query(`select status, manifest, object_key from app_public.backups where id = $1`, [backupUuid])).rows[0];
-      return b?.status === 'SUCCESS' || b?.status === 'FAILED' ? b : null;
-    }, 90_000, 'the backup to finish');
+    workers.start();
+    await poll(async () => {
+      const j = (await sql.query(`select status from app_public.jobs where id = $1`, [jobUuid])).rows[0];
+      return j?.status === 'COMPLETED' || j?.status === 'FAILED';
+    }, 90_000, 'the backup job to end');
+    const done = (await sql.query(`select status, manifest, object_key from app_public.backups where id = $1`, [backupUuid])).rows[0];
     expect(done.status).toBe('SUCCESS');
     const job = (await sql.query(`select status, attempts from app_public.jobs where id = $1`, [jobUuid])).rows[0];
     expect(job).toEqual({ status: 'COMPLETED', attempts: 2 });
@@ -117,15 +91,17 @@ describe('backups under failure', () => {
   }, 150_000);
 
   it('S3 unreachable: FAILED with a readable error after the retries, nothing marked SUCCESS', async () => {
-    const worker = startWorker();
+    const worker = workers.start();
     const site = await healthySite(`nos3-${process.pid}`);
     await s3.stop();
     const r = await owner.gql.ok(`mutation($s: ID!) { backupSite(siteId: $s) { backup { id } job { id } } }`, { s: site.id });
     const backupUuid = uuidOf(r.backupSite.backup.id);
-    const b = await poll(async () => {
-      const row = (await sql.query(`select status, error from app_public.backups where id = $1`, [backupUuid])).rows[0];
-      return row?.status === 'FAILED' || row?.status === 'SUCCESS' ? row : null;
-    }, 90_000, 'the backup to fail');
+    // The job is finished last (after the backup row), so wait for the job.
+    await poll(async () => {
+      const j = (await sql.query(`select status from app_public.jobs where id = $1`, [uuidOf(r.backupSite.job.id)])).rows[0];
+      return j?.status === 'FAILED' || j?.status === 'COMPLETED';
+    }, 90_000, 'the backup job to end');
+    const b = (await sql.query(`select status, error from app_public.backups where id = $1`, [backupUuid])).rows[0];
     expect(b.status).toBe('FAILED');
     expect(b.error).toMatch(/ECONNREFUSED|unreachable|connect/i);
     const job = (await sql.query(`select status, attempts, max_attempts, error from app_public.jobs where id = $1`, [uuidOf(r.backupSite.job.id)])).rows[0];

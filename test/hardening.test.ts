@@ -5,6 +5,7 @@ import WebSocket from 'ws';
 import { createClient, type Client } from 'graphql-ws';
 import { SignJWT, importJWK, type CryptoKey, type JWK } from 'jose';
 import { decodeGlobalID } from '@pothos/plugin-relay';
+import { getIntrospectionQuery } from 'graphql';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { Gql, createTenant, signUp, type GqlResponse, type TestUser } from './support/client.ts';
 import { sqlState } from '../src/graphql/errors.ts';
@@ -205,6 +206,11 @@ describe('limits before execution (HTTP)', () => {
     expect(statements).toBe(0);
   });
 
+  it('refuses a subscription over HTTP (BAD_REQUEST: subscriptions are served over the WebSocket)', async () => {
+    const e = await expectRefused(owner.gql, `subscription($t: ID!) { auditEvents(tenantId: $t) { action } }`, { t: tenant.id }, 'BAD_REQUEST');
+    expect(e.message).toMatch(/WebSocket/);
+  });
+
   it('refused requests still carry a request id', async () => {
     const res = await fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ nope }' }) });
     expect(res.status).toBe(400);
@@ -296,6 +302,10 @@ describe('production mode', () => {
     expect((await prodUser.gql.request('{ __typename }')).data).toEqual({ __typename: 'Query' });
     const dev = await owner.gql.request('{ __schema { queryType { name } } }');
     expect(dev.data.__schema.queryType.name).toBe('Query');
+    // The full query tools send (GraphiQL, codegen) fits the limits.
+    const full = await owner.gql.request(getIntrospectionQuery({ descriptions: true, specifiedByUrl: true, directiveIsRepeatable: true, inputValueDeprecation: true }));
+    expect(full.errors).toBeUndefined();
+    expect(full.data.__schema.types.length).toBeGreaterThan(20);
   });
 
   it('names nothing of the schema in errors: no "Did you mean" (fields, arguments, enum values)', async () => {

@@ -212,6 +212,12 @@ describe('isolation', () => {
     const c = (await owner.gql.ok(CREATE, { i: { tenantId: tenant.id, name: `cancel-${process.pid}`, displayName: 'C' } })).createSite;
     expect(await member.gql.code(`mutation($j: ID!) { cancelJob(jobId: $j) { id } }`, { j: c.job.id })).toBe('FORBIDDEN');
     await waitForSite(owner, c.site.id, ['HEALTHY', 'FAILED']);
+    // The job is marked finished just after the site: wait for it too.
+    for (let i = 0; i < 100; i++) {
+      const j = (await owner.gql.ok(`query($id: ID!) { node(id: $id) { ... on Job { status } } }`, { id: c.job.id })).node;
+      if (j.status === 'COMPLETED' || j.status === 'FAILED') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     expect(await owner.gql.code(`mutation($j: ID!) { cancelJob(jobId: $j) { id } }`, { j: c.job.id })).toBe('CONFLICT');
   });
 });

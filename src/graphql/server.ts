@@ -142,6 +142,9 @@ function transactionPlugin(services: Services): ApolloServerPlugin<Context> {
         async didResolveOperation({ contextValue, operation, operationName, document, request, schema }) {
           const record = records.get(contextValue.requestId);
           if (record) record.operationLabel = services.metrics.operationLabel(operationName);
+          if (operation?.operation === 'subscription') {
+            throw new GraphQLError('subscriptions are served over WebSocket (graphql-transport-ws) on this same URL', { extensions: { code: 'BAD_REQUEST', http: { status: 400 } } });
+          }
           // No operation, or variables that do not coerce: execution answers that itself before any resolver runs.
           if (!operation || variableErrors(schema, operation, request.variables).length > 0) return;
           assertWithinLimits(schema, document, operation, request.variables);

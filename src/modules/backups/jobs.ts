@@ -4,7 +4,7 @@ import type { Services } from '../../services.ts';
 import { PermanentJobError, runTracked } from '../jobs/run.ts';
 import type { TrackedJobPayload } from '../jobs/service.ts';
 import { APPS, ident, siteRoleName, siteSchemaName } from '../sites/apps.ts';
-import { asOwner, moveSite } from '../sites/provisioning.ts';
+import { asOwner, ensureSiteRole, moveSite } from '../sites/provisioning.ts';
 import { writeArchive, restoreArchive, restoreFiles, swapSchemas } from './archive.ts';
 import { BACKUP_ATTEMPTS, RESTORE_ATTEMPTS, backupPrefix } from './service.ts';
 
@@ -107,10 +107,7 @@ export const siteRestoreQueue: QueueDefinition<RestoreJobPayload> = {
         await run.progress(5, 'verifying archive');
         await services.ownerPool.query(`drop schema if exists ${ident(incoming)} cascade`);
         // The restored schema is created and loaded as the site's own role (a purged site's role is recreated).
-        await asOwner(services.ownerPool, async (c) => {
-          const exists = await c.query(`select 1 from pg_roles where rolname = $1`, [role]);
-          if (!exists.rowCount) await c.query(`create role ${ident(role)} nologin nosuperuser nocreatedb nocreaterole noinherit nobypassrls`);
-        });
+        await asOwner(services.ownerPool, (c) => ensureSiteRole(c, role));
         await restoreArchive({
           pool: services.ownerPool,
           storage: services.storage,

@@ -37,13 +37,18 @@ export async function moveSite(run: JobRun, siteId: string, to: SiteStatus, extr
   });
 }
 
+/** The site's own role: no login, no privileges beyond what its schema grants it. Idempotent. */
+export async function ensureSiteRole(c: pg.ClientBase, role: string) {
+  const exists = await c.query(`select 1 from pg_roles where rolname = $1`, [role]);
+  if (!exists.rowCount) await c.query(`create role ${ident(role)} nologin nosuperuser nocreatedb nocreaterole noinherit nobypassrls`);
+}
+
 /** Creates (or finds) the site's role and schema: names from the site id, quoted, owned by that role alone. */
 async function createSchema(pool: pg.Pool, schema: string, role: string) {
   await asOwner(pool, async (c) => {
     // Serialise with any concurrent attempt for the same site (a retried job racing a slow one).
     await c.query(`select pg_advisory_xact_lock(hashtextextended($1, 0))`, [schema]);
-    const exists = await c.query(`select 1 from pg_roles where rolname = $1`, [role]);
-    if (!exists.rowCount) await c.query(`create role ${ident(role)} nologin nosuperuser nocreatedb nocreaterole noinherit nobypassrls`);
+    await ensureSiteRole(c, role);
     await c.query(`create schema if not exists ${ident(schema)} authorization ${ident(role)}`);
     await c.query(`revoke all on schema ${ident(schema)} from public`);
   });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { WorkerProcesses, poll } from './support/workers.ts';
-import { signUp, createTenant, type TestUser } from './support/client.ts';
+import { signUp, createTenant, type TestUser, rowUuid } from './support/client.ts';
 import { startEmbeddedS3, type EmbeddedS3 } from '../src/storage/embedded.ts';
 
 /**
@@ -21,10 +21,6 @@ let tenant: { id: string; slug: string };
 let sql: pg.Client;
 let workers: WorkerProcesses;
 
-const uuidOf = (gid: string) => {
-  const raw = Buffer.from(gid, 'base64').toString();
-  return JSON.parse(raw.slice(raw.indexOf(':') + 1))[1] as string;
-};
 
 
 
@@ -32,7 +28,7 @@ async function healthySite(name: string) {
   const c = await owner.gql.ok(`mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id } } }`, {
     i: { tenantId: tenant.id, name, displayName: name, apps: ['notes'] },
   });
-  const siteUuid = uuidOf(c.createSite.site.id);
+  const siteUuid = rowUuid(c.createSite.site.id);
   await poll(async () => (await sql.query(`select status from app_public.sites where id = $1`, [siteUuid])).rows[0]?.status === 'HEALTHY', 30_000, 'site healthy');
   const schema = (await sql.query(`select schema_name from app_public.sites where id = $1`, [siteUuid])).rows[0].schema_name;
   await sql.query(`insert into "${schema}".notes (title, body) select 'n' || g, repeat(md5(g::text), 40) from generate_series(1, 20000) g`);
@@ -66,8 +62,8 @@ describe('backups under failure', () => {
     await new Promise((r) => first.once('exit', r));
     const slow = workers.start({ JOB_STEP_DELAY_MS: '1500' });
     const r = await owner.gql.ok(`mutation($s: ID!) { backupSite(siteId: $s) { backup { id } job { id } } }`, { s: site.id });
-    const backupUuid = uuidOf(r.backupSite.backup.id);
-    const jobUuid = uuidOf(r.backupSite.job.id);
+    const backupUuid = rowUuid(r.backupSite.backup.id);
+    const jobUuid = rowUuid(r.backupSite.job.id);
     await poll(async () => {
       const j = (await sql.query(`select status, progress from app_public.jobs where id = $1`, [jobUuid])).rows[0];
       return j?.status === 'RUNNING' && j.progress >= 5;
@@ -95,16 +91,16 @@ describe('backups under failure', () => {
     const site = await healthySite(`nos3-${process.pid}`);
     await s3.stop();
     const r = await owner.gql.ok(`mutation($s: ID!) { backupSite(siteId: $s) { backup { id } job { id } } }`, { s: site.id });
-    const backupUuid = uuidOf(r.backupSite.backup.id);
+    const backupUuid = rowUuid(r.backupSite.backup.id);
     // The job is finished last (after the backup row), so wait for the job.
     await poll(async () => {
-      const j = (await sql.query(`select status from app_public.jobs where id = $1`, [uuidOf(r.backupSite.job.id)])).rows[0];
+      const j = (await sql.query(`select status from app_public.jobs where id = $1`, [rowUuid(r.backupSite.job.id)])).rows[0];
       return j?.status === 'FAILED' || j?.status === 'COMPLETED';
     }, 90_000, 'the backup job to end');
     const b = (await sql.query(`select status, error from app_public.backups where id = $1`, [backupUuid])).rows[0];
     expect(b.status).toBe('FAILED');
     expect(b.error).toMatch(/ECONNREFUSED|unreachable|connect/i);
-    const job = (await sql.query(`select status, attempts, max_attempts, error from app_public.jobs where id = $1`, [uuidOf(r.backupSite.job.id)])).rows[0];
+    const job = (await sql.query(`select status, attempts, max_attempts, error from app_public.jobs where id = $1`, [rowUuid(r.backupSite.job.id)])).rows[0];
     expect(job.status).toBe('FAILED');
     expect(job.attempts).toBe(job.max_attempts);
     worker.kill('SIGKILL');

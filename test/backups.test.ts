@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { startTestApp, type TestApp } from './support/app.ts';
-import { signUp, createTenant, type TestUser } from './support/client.ts';
+import { signUp, createTenant, type TestUser, rowUuid } from './support/client.ts';
 import { uploadDocument } from './support/uploads.ts';
 
 /** Backups and restores through GraphQL: round trip row by row, files included; corruption refused; retention. */
@@ -18,10 +18,6 @@ const RESTORE = `mutation($s: ID!, $b: ID!) { restoreSite(siteId: $s, backupId: 
 const NODE = `query($id: ID!) { node(id: $id) { ... on Site { siteStatus: status schemaName lastBackupAt }
   ... on Backup { backupStatus: status sizeBytes checksum objectKey error expiresAt } ... on Job { jobStatus: status progress error logs } } }`;
 
-const uuidOf = (gid: string) => {
-  const raw = Buffer.from(gid, 'base64').toString();
-  return JSON.parse(raw.slice(raw.indexOf(':') + 1))[1] as string;
-};
 
 async function until(user: TestUser, id: string, ok: (n: any) => boolean, ms = 30000) {
   const start = Date.now();
@@ -58,7 +54,7 @@ beforeAll(async () => {
   siteId = c.site.id;
   const site = await until(owner, siteId, (n) => n.status === 'HEALTHY');
   schema = site.schemaName;
-  siteUuid = uuidOf(siteId);
+  siteUuid = rowUuid(siteId);
   tenantUuid = (await sql.query(`select tenant_id from app_public.sites where id = $1`, [siteUuid])).rows[0].tenant_id;
   // Real data: unicode, NULLs, numerics, arrays, a few thousand rows.
   await sql.query(`insert into "${schema}".notes (title, body, tags) select 'note ' || g, repeat('é✓ ', g % 50), array['t' || (g % 7)] from generate_series(1, 3000) g`);
@@ -144,7 +140,7 @@ describe('backup and restore', () => {
     expect(await outsider.gql.code(`mutation($b: ID!) { deleteBackup(backupId: $b) }`, { b: backupId })).toBe('NOT_FOUND');
     void other;
     // After expiry the backup can go (the policy agrees).
-    await sql.query(`update app_public.backups set expires_at = now() - interval '1 second' where id = $1`, [uuidOf(backupId)]);
+    await sql.query(`update app_public.backups set expires_at = now() - interval '1 second' where id = $1`, [rowUuid(backupId)]);
     expect((await owner.gql.ok(`mutation($b: ID!) { deleteBackup(backupId: $b) }`, { b: backupId })).deleteBackup).toBe(true);
   });
 });
@@ -183,7 +179,7 @@ describe('exportTenant', () => {
     const result = (await owner.gql.ok(`query($id: ID!) { node(id: $id) { ... on Job { result } } }`, { id: job.id })).node.result;
     expect(result.tables).toMatchObject({ memberships: 1, documents: 1, files: 1, chat_sessions: 1, social_links: 0 });
     expect(result.files).toBe(1);
-    expect(result.prefix).toBe(`tenants/${tenantUuid}/exports/${uuidOf(job.id)}/`);
+    expect(result.prefix).toBe(`tenants/${tenantUuid}/exports/${rowUuid(job.id)}/`);
     const keys = (await app.services.storage.list(result.prefix)).map((o) => o.key);
     expect(keys).toContain(`${result.prefix}manifest.json`);
     expect((await sql.query(`select count(*)::int as n from pg_namespace where nspname like 'export_%'`)).rows[0].n).toBe(0);

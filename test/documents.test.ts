@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { startTestApp, type TestApp } from './support/app.ts';
-import { signUp, createTenant, addMember, type TestUser } from './support/client.ts';
+import { signUp, createTenant, addMember, type TestUser, rowUuid } from './support/client.ts';
 import { sha256hex, createUpload, putBytes, uploadDocument, waitForDocument, COMPLETE_UPLOAD, DOCUMENT } from './support/uploads.ts';
 
 /** Documents and files through the real S3 endpoint: round trips, dedup, lying clients, quota, processing, roles. */
@@ -94,7 +94,7 @@ describe('lying clients', () => {
     expect(rows[0].n).toBe(0);
   }
   const keyOf = async (ticketId: string) => {
-    const id = JSON.parse(Buffer.from(ticketId, 'base64').toString().slice('Upload:'.length))[1];
+    const id = rowUuid(ticketId);
     return `tenants/${(await sql.query(`select id from app_public.tenants where slug = $1`, [tenant.slug])).rows[0].id}/objects/${id}`;
   };
 
@@ -124,7 +124,7 @@ describe('lying clients', () => {
     const ticket = await createUpload(member, tenant.id, bytes);
     await putBytes(ticket, bytes);
     await sql.query(`update app_public.uploads set expires_at = now() - interval '1 second' where object_key like '%' || $1`, [
-      JSON.parse(Buffer.from(ticket.id, 'base64').toString().slice('Upload:'.length))[1],
+      rowUuid(ticket.id),
     ]);
     await expectRefused(ticket, 'uploadId');
     expect(await objectExists(await keyOf(ticket.id))).toBe(false);
@@ -227,7 +227,7 @@ describe('processing', () => {
     expect(failed.error).toMatch(/not valid UTF-8/);
     // One attempt: a poisoned file is not retried.
     const jobs = await sql.query(`select retry_count, state from pgboss.job where name = 'document-process' and data->>'documentId' = $1`, [
-      JSON.parse(Buffer.from(bad.document.id, 'base64').toString().slice('Document:'.length))[1],
+      rowUuid(bad.document.id),
     ]);
     expect(jobs.rows).toEqual([{ retry_count: 0, state: 'completed' }]);
   });

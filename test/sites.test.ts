@@ -3,7 +3,7 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import pg from 'pg';
 import { startTestApp, type TestApp } from './support/app.ts';
-import { signUp, createTenant, addMember, type TestUser } from './support/client.ts';
+import { signUp, createTenant, addMember, type TestUser, rowUuid } from './support/client.ts';
 
 /** Sites through GraphQL: provisioning by a job whose progress streams live, the lifecycle, and isolation. */
 let app: TestApp;
@@ -164,7 +164,7 @@ describe('lifecycle and bad input', () => {
     expect((await sql.query(`select 1 from pg_roles where rolname = $1`, [`${site.schemaName}_owner`])).rowCount).toBe(0);
     expect((await sql.query(`select 1 from app_public.tenant_schemas where schema_name = $1`, [site.schemaName])).rowCount).toBe(0);
     const tenantUuid = (await sql.query(`select id from app_public.tenants where slug = $1`, [tenant.slug])).rows[0].id;
-    const siteUuid = JSON.parse(Buffer.from(c.site.id, 'base64').toString().slice('Site:'.length))[1];
+    const siteUuid = rowUuid(c.site.id);
     expect(await app.services.storage.list(`tenants/${tenantUuid}/sites/${siteUuid}/`)).toEqual([]);
     // DELETED is final.
     expect((await owner.gql.request(`mutation($s: ID!) { resumeSite(siteId: $s) { id } }`, { s: c.site.id })).errors?.[0]?.message).toMatch(/DELETED/);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { WorkerProcesses, poll } from './support/workers.ts';
-import { signUp, createTenant, type TestUser } from './support/client.ts';
+import { signUp, createTenant, type TestUser, rowUuid } from './support/client.ts';
 
 /**
  * A worker process killed with SIGKILL in the middle of provisioning: another worker picks the job up (after the
@@ -36,8 +36,8 @@ describe('a killed worker', () => {
     const created = await owner.gql.ok(`mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id } job { id } } }`, {
       i: { tenantId: tenant.id, name: `crash-${process.pid}`, displayName: 'Crash', apps: ['notes', 'crm'] },
     });
-    const siteUuid = JSON.parse(Buffer.from(created.createSite.site.id, 'base64').toString().slice('Site:'.length))[1] as string;
-    const jobUuid = JSON.parse(Buffer.from(created.createSite.job.id, 'base64').toString().slice('Job:'.length))[1] as string;
+    const siteUuid = rowUuid(created.createSite.site.id);
+    const jobUuid = rowUuid(created.createSite.job.id);
     // Kill it once it is inside the work: schema being created or apps being installed.
     await poll(async () => {
       const r = await sql.query(`select status, progress from app_public.jobs where id = $1`, [jobUuid]);
@@ -70,7 +70,7 @@ describe('a killed worker', () => {
     const created = await owner.gql.ok(`mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id } job { id } } }`, {
       i: { tenantId: tenant.id, name: `term-${process.pid}`, displayName: 'Term', apps: ['notes'] },
     });
-    const jobUuid = JSON.parse(Buffer.from(created.createSite.job.id, 'base64').toString().slice('Job:'.length))[1] as string;
+    const jobUuid = rowUuid(created.createSite.job.id);
     await poll(async () => (await sql.query(`select status from app_public.jobs where id = $1`, [jobUuid])).rows[0]?.status === 'RUNNING', 30_000, 'running');
     const started = Date.now();
     slow.kill('SIGTERM');

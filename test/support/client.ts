@@ -1,3 +1,5 @@
+import { decodeGlobalID } from '@pothos/plugin-relay';
+import { tenantScopedIdFromGlobalId } from '../../src/graphql/ids.ts';
 import type { TestApp } from './app.ts';
 
 export interface GqlError {
@@ -87,4 +89,10 @@ export async function addMember(owner: TestUser, tenantId: string, invitee: Test
     input: { tenantId, email: invitee.email, role },
   });
   await invitee.gql.ok(`mutation($t: String!) { acceptInvitation(token: $t) { id } }`, { t: inv.inviteMember.token });
+}
+
+/** The row uuid inside a tenant-owned node's global id (decoded by the server's own helper). */
+export function rowUuid(globalId: string): string {
+  const { typename } = decodeGlobalID(globalId);
+  return tenantScopedIdFromGlobalId(typename, globalId, 'id').id;
 }

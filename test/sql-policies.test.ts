@@ -314,8 +314,12 @@ describe('X-Tenant narrowing (app.tenant_id)', () => {
     });
   });
 
-  it("to tenant A's own slug keeps A's tenant (control)", async () => {
-    await inTx({ userId: A.ownerId, tenant: A.slug }, async () => {
+  it.each([
+    ['slug', () => A.slug],
+    ['id', () => A.tenantId],
+    ['id in capitals', () => A.tenantId.toUpperCase()],
+  ])("to tenant A's own %s keeps A's tenant (control)", async (_kind, value) => {
+    await inTx({ userId: A.ownerId, tenant: value() }, async () => {
       const c = await counts();
       expect(c.tenants).toBe(1);
       expect(c.memberships).toBe(2);

@@ -57,28 +57,24 @@ export interface CapturedStatement {
 }
 
 /**
- * Every statement one request sends, as the pg driver sees it (text + parameter values). Database wraps each pooled
- * client's `query` on connect (its statement counter), so the wrapper goes on those instances, then is removed.
+ * Every statement one request sends, as the server receives it (text + parameter values), from Database's observer.
+ * BEGIN travels with the context statement in one simple-protocol message: it is listed as the two statements it is.
  */
 export async function captureStatements(b: BenchApp, body = LIST_BODY): Promise<CapturedStatement[]> {
-  const pool = b.app.services.db.pool as unknown as { _clients: Array<{ query: (...a: unknown[]) => unknown }> };
   const seen: CapturedStatement[] = [];
-  const restore: Array<() => void> = [];
-  for (const client of pool._clients) {
-    const original = client.query;
-    client.query = (...args: unknown[]) => {
-      const [q, v] = args;
-      if (typeof q === 'string') seen.push({ text: q, values: Array.isArray(v) ? v : [] });
-      else if (q && typeof q === 'object' && 'text' in q)
-        seen.push({ text: String((q as { text: string }).text), values: (q as { values?: unknown[] }).values ?? (Array.isArray(v) ? v : []) });
-      return original(...args);
-    };
-    restore.push(() => (client.query = original));
-  }
+  const db = b.app.services.db;
+  db.observer = (q) => {
+    if (typeof q === 'string') {
+      if (q.startsWith('BEGIN; ')) seen.push({ text: 'BEGIN', values: [] }, { text: q.slice('BEGIN; '.length), values: [] });
+      else seen.push({ text: q, values: [] });
+    } else if (q && typeof q === 'object' && 'text' in q) {
+      seen.push({ text: String((q as { text: string }).text), values: (q as { values?: unknown[] }).values ?? [] });
+    }
+  };
   try {
     await post(b, body);
   } finally {
-    for (const r of restore) r();
+    db.observer = undefined;
   }
   return seen;
 }

@@ -17,18 +17,13 @@ export async function rlsOverhead(url: string, statements: CapturedStatement[], 
   const context = statements.find(isContext);
   const docs = statements.find((s) => /FROM "app_public"\."documents"/.test(s.text));
   if (!context || !docs) throw new Error('the captured statements have no set_config or documents query');
-  // The owner variant keeps the same number of statements: the context is set, but the role stays the owner's.
-  const ownerContext: CapturedStatement = {
-    text: `select set_config('app.user_id', $1, true), set_config('app.tenant_id', $2, true), set_config('app.request_id', $3, true), set_config('statement_timeout', $4, true)`,
-    values: context.values.slice(1),
-  };
+  // The owner variant keeps the same statements: the context is set, but the role stays the owner's (no RLS).
+  const ownerContext: CapturedStatement = { text: context.text.replace(/set_config\('role', '[^']*', true\),\s*/, ''), values: [] };
+  if (context.values.length || ownerContext.text === context.text) throw new Error(`unexpected context statement: ${context.text}`);
   const begin = { text: 'BEGIN', values: [] };
   const commit = { text: 'COMMIT', values: [] };
-  const whole = statements.filter((s) => !/^(BEGIN|COMMIT)$/i.test(s.text.trim()));
-  const variants = [
-    { name: 'documents statement', rls: [begin, context, docs, commit], owner: [begin, ownerContext, docs, commit] },
-    { name: 'whole list transaction', rls: [begin, ...whole, commit], owner: [begin, ownerContext, ...whole.filter((s) => !isContext(s)), commit] },
-  ];
+  const queries = statements.filter((s) => !/^(BEGIN|COMMIT)$/i.test(s.text.trim()) && !isContext(s));
+  const variants = [{ name: 'documents list transaction', rls: [begin, context, ...queries, commit], owner: [begin, ownerContext, ...queries, commit] }];
   const c = CONCURRENCY[0];
   const rows: RlsResult['rows'] = [];
   for (const v of variants) {

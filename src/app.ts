@@ -66,7 +66,12 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
       audience: config.auth.audience,
       ttlSeconds: config.auth.accessTokenTtl,
     });
-    const db = new Database(config.database.appUrl ?? url, config.database.poolSize, config.database.appRole, config.database.statementTimeoutMs);
+    const db = new Database(config.database.appUrl ?? url, {
+      poolSize: config.database.poolSize,
+      appRole: config.database.appRole,
+      statementTimeoutMs: config.database.statementTimeoutMs,
+      preparedStatements: config.database.preparedStatements,
+    });
     const metrics = new Metrics();
     metrics.watchPool(db.pool);
     cleanup.push(() => db.close());

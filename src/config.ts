@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -11,6 +12,8 @@ const Env = z.object({
   /** Optional separate URL for request connections (as the app role). Defaults to DATABASE_URL. */
   APP_DATABASE_URL: z.string().url().optional(),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(10),
+  /** Distinct SQL texts kept as named prepared statements on each connection; 0 = none (e.g. behind PgBouncer < 1.21). */
+  DATABASE_PREPARED_STATEMENTS: z.coerce.number().int().min(0).max(10_000).default(500),
   DATA_DIR: z.string().default('.data'),
   EMBEDDED_PG_PORT: z.coerce.number().int().min(0).max(65535).default(54329),
   /** Issuer and audience of our own access tokens. */
@@ -36,6 +39,8 @@ const Env = z.object({
   /** Lifetime of presigned upload and download URLs. */
   UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(10).max(7 * 86400).default(900),
   DOWNLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(10).max(7 * 86400).default(300),
+  /** `npm start` serves HTTP from this many processes (node:cluster); `auto` = one per core. */
+  HTTP_PROCESSES: z.union([z.literal('auto'), z.coerce.number().int().min(1).max(64)]).default(1),
   /** Run job workers in this process (`npm start`); `npm run worker` runs workers only. */
   WORKERS: z.enum(['true', 'false']).default('true'),
   /** How often pg-boss looks for expired jobs and missed heartbeats (a killed worker's job is retried then). */
@@ -89,6 +94,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       embeddedPort: e.EMBEDDED_PG_PORT,
       appRole: 'tenantplane_app',
       statementTimeoutMs: e.STATEMENT_TIMEOUT_MS,
+      preparedStatements: e.DATABASE_PREPARED_STATEMENTS,
     },
     auth: {
       issuer: e.JWT_ISSUER,
@@ -110,6 +116,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       downloadUrlTtl: e.DOWNLOAD_URL_TTL_SECONDS,
     },
     workers: e.WORKERS === 'true',
+    httpProcesses: e.HTTP_PROCESSES === 'auto' ? os.availableParallelism() : e.HTTP_PROCESSES,
     jobsSuperviseSeconds: e.JOBS_SUPERVISE_SECONDS,
     jobStepDelayMs: e.JOB_STEP_DELAY_MS,
     sites: { baseDomain: e.BASE_DOMAIN, retentionDays: e.SITE_RETENTION_DAYS },

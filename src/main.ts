@@ -10,8 +10,15 @@ async function main() {
   const log = createLogger(config.logLevel);
   switch (command) {
     case 'serve': {
+      const { default: cluster } = await import('node:cluster');
+      if (config.httpProcesses > 1 && cluster.isPrimary) {
+        const { serveCluster } = await import('./cluster.ts');
+        await serveCluster(config, log, config.httpProcesses);
+        return;
+      }
       const { startApp } = await import('./app.ts');
-      const app = await startApp(config, { log });
+      // A cluster child: the primary has migrated and owns the embedded servers (src/cluster.ts).
+      const app = await startApp(config, { log, migrate: !cluster.isWorker });
       log.info(`Tenantplane API listening on ${app.url} (graphql-ws on the same URL)`);
       let stopping = false;
       const stop = async (signal: string) => {

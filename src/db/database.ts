@@ -1,3 +1,5 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import crypto from 'node:crypto';
 import pg from 'pg';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from './generated/prisma/client.ts';
@@ -22,6 +24,39 @@ export interface RequestTransaction {
 
 const ROLLBACK = Symbol('rollback');
 
+/** Prisma's adapter starts a transaction with a (possibly named) query whose text is exactly BEGIN. */
+function isBegin(q: unknown) {
+  const text = typeof q === 'string' ? q : q && typeof q === 'object' && 'text' in q ? (q as { text: unknown }).text : undefined;
+  return text === 'BEGIN';
+}
+
+export interface DatabaseOptions {
+  poolSize: number;
+  /** The NOBYPASSRLS role every transaction switches to. */
+  appRole: string;
+  statementTimeoutMs?: number;
+  /** How many distinct SQL texts may become named prepared statements (0: none). */
+  preparedStatements?: number;
+}
+
+/**
+ * Names SQL texts so that node-postgres prepares each once per connection and PostgreSQL can reuse its plan:
+ * without a name every statement is parsed and planned again (planning alone was ~1 ms of a documents page).
+ * Prisma's SQL varies with the GraphQL selection, which clients choose, so only the first `max` distinct texts get
+ * a name — that bounds the prepared statements (and their memory) each server connection can accumulate.
+ */
+export function preparedStatementNames(max: number): (query: { sql: string }) => string {
+  const names = new Map<string, string>();
+  return ({ sql }) => {
+    let name = names.get(sql);
+    if (name === undefined && names.size < max) {
+      name = `tp_${crypto.createHash('sha1').update(sql).digest('base64url')}`;
+      names.set(sql, name);
+    }
+    return name as string; // undefined: an unnamed statement, parsed and planned each time
+  };
+}
+
 /**
  * Owns the connection pool and the only way to run queries: inside a transaction that first switches to the
  * app role (NOBYPASSRLS) and sets app.* with is_local = true, so nothing leaks to the next user of a connection.
@@ -29,26 +64,66 @@ const ROLLBACK = Symbol('rollback');
 export class Database {
   readonly pool: pg.Pool;
   readonly prisma: PrismaClient;
-  /** Statements sent by this process; tests read it to prove a request costs a constant number of them. */
+  /** Statements sent by this process (round trips); tests read it to prove a request costs a constant number of them. */
   statements = 0;
+  /** Sees every query as sent to the server (the benchmarks capture a request's SQL with it). */
+  observer?: (query: unknown) => void;
 
-  constructor(
-    url: string,
-    poolSize: number,
-    readonly appRole: string,
-    readonly statementTimeoutMs = 15000,
-  ) {
-    this.pool = new pg.Pool({ connectionString: url, max: poolSize, application_name: 'tenantplane' });
+  readonly appRole: string;
+  readonly statementTimeoutMs: number;
+
+  constructor(url: string, options: DatabaseOptions) {
+    this.appRole = options.appRole;
+    this.statementTimeoutMs = options.statementTimeoutMs ?? 15000;
+    this.pool = new pg.Pool({ connectionString: url, max: options.poolSize, application_name: 'tenantplane' });
     // An idle connection dropped by the server (restart, failover, shutdown) must not crash the process.
     this.pool.on('error', () => undefined);
     this.pool.on('connect', (client) => {
       const query = client.query.bind(client) as (...args: unknown[]) => unknown;
       (client as { query: unknown }).query = (...args: unknown[]) => {
         this.statements++;
+        const pending = this.opening.getStore();
+        if (pending && !pending.sent && isBegin(args[0])) {
+          // The transaction Database is opening: BEGIN and the context go in one round trip (simple protocol).
+          pending.sent = true;
+          args = [`BEGIN; ${this.contextSql(client, pending.ctx)}`];
+        }
+        this.observer?.(args[0]);
         return query(...args);
       };
     });
-    this.prisma = new PrismaClient({ adapter: new PrismaPg(this.pool) });
+    const prepared = options.preparedStatements ?? 0;
+    const adapter = new PrismaPg(this.pool, prepared > 0 ? { statementNameGenerator: preparedStatementNames(prepared) } : undefined);
+    this.prisma = new PrismaClient({ adapter });
+  }
+
+  /** Set while Database starts one of its transactions, so the pool client can send the context along with BEGIN. */
+  private readonly opening = new AsyncLocalStorage<{ ctx: DbContext; sent: boolean }>();
+
+  /** The context statement with its values as literals (the simple protocol takes no parameters). */
+  private contextSql(client: pg.PoolClient, ctx: DbContext) {
+    const lit = (v: string) => client.escapeLiteral(v);
+    return `select set_config('role', ${lit(this.appRole)}, true), set_config('app.user_id', ${lit(ctx.userId ?? '')}, true),
+      set_config('app.tenant_id', ${lit(ctx.tenant ?? '')}, true), set_config('app.request_id', ${lit(ctx.requestId ?? '')}, true),
+      set_config('statement_timeout', ${lit(String(this.statementTimeoutMs))}, true)`;
+  }
+
+  /**
+   * Starts a Prisma transaction under ctx. The role switch and app.* settings normally ride with BEGIN (see the
+   * pool's query wrapper: one round trip instead of two); if BEGIN did not pass through it, one statement sets them.
+   */
+  private transaction<T>(ctx: DbContext, fn: (tx: Tx) => Promise<T>, timeout: number): Promise<T> {
+    const pending = { ctx, sent: false };
+    return this.opening.run(pending, () =>
+      this.prisma.$transaction(
+        async (tx) => {
+          if (!pending.sent) await this.enter(tx, ctx);
+          pending.sent = true; // nothing later in this transaction is a BEGIN of ours
+          return fn(tx);
+        },
+        { maxWait: 10_000, timeout },
+      ),
+    );
   }
 
   /** One statement: switch role and set the whole context (supabase/storage's habit). */
@@ -62,13 +137,7 @@ export class Database {
 
   /** Runs fn in its own transaction under ctx: committed when fn resolves, rolled back when it throws. */
   withContext<T>(ctx: DbContext, fn: (tx: Tx) => Promise<T>): Promise<T> {
-    return this.prisma.$transaction(
-      async (tx) => {
-        await this.enter(tx, ctx);
-        return fn(tx);
-      },
-      { maxWait: 10_000, timeout: 60_000 },
-    );
+    return this.transaction(ctx, fn, 60_000);
   }
 
   /**
@@ -80,16 +149,14 @@ export class Database {
     const decision = new Promise<boolean>((resolve) => (decide = resolve));
     let ready!: (tx: Tx) => void;
     const txReady = new Promise<Tx>((resolve) => (ready = resolve));
-    const finished = this.prisma
-      .$transaction(
-        async (tx) => {
-          await this.enter(tx, ctx);
-          ready(tx);
-          if (!(await decision)) throw ROLLBACK;
-        },
-        { maxWait: 10_000, timeout: 120_000 },
-      )
-      .then(
+    const finished = this.transaction(
+      ctx,
+      async (tx) => {
+        ready(tx);
+        if (!(await decision)) throw ROLLBACK;
+      },
+      120_000,
+    ).then(
         () => undefined,
         (e) => {
           if (e !== ROLLBACK) throw e;

@@ -4,6 +4,7 @@ import express from 'express';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
@@ -285,6 +286,9 @@ export async function startHttpServer(services: Services, port: number, host: st
     schema,
     formatError: format,
     includeStacktraceInErrorResponses: false,
+    // main.ts and cluster.ts own SIGTERM/SIGINT (drain, then jobs, pools, embedded servers). Apollo's own handler
+    // (on unless NODE_ENV=test) raced them: it stopped the server first, and our stop() then never returned.
+    stopOnTerminationSignals: false,
     introspection: !production,
     // No "Did you mean …?" naming fields and types in production validation errors.
     hideSchemaDetailsFromClientErrors: production,
@@ -296,6 +300,8 @@ export async function startHttpServer(services: Services, port: number, host: st
     validationRules: limitRules,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
+      // No cache hints are used; the default cache-control plugin would wrap every field resolver (bench/README.md).
+      ApolloServerPluginCacheControlDisabled(),
       transactionPlugin(services),
       { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
     ],

@@ -7,8 +7,11 @@ const DocumentStatusEnum = builder.enumType('DocumentStatus', {
   values: ['UPLOADED', 'PROCESSING', 'PROCESSED', 'ERROR'] as const,
 });
 
+// `select` mode: a query fetches only the columns its selection needs (Prisma's default fetches every column,
+// each built into JSON by the relation join and parsed again here).
 builder.prismaNode('File', {
   id: { field: 'tenantId_id' },
+  select: { tenantId: true, id: true },
   nullable: true,
   description: 'Stored bytes, shared by every document of the tenant with the same sha256.',
   fields: (t) => ({
@@ -21,6 +24,7 @@ builder.prismaNode('File', {
 
 builder.prismaNode('Document', {
   id: { field: 'tenantId_id' },
+  select: { tenantId: true, id: true },
   nullable: true,
   fields: (t) => ({
     filename: t.exposeString('filename', { description: 'Unique per uploader in the tenant.' }),
@@ -40,7 +44,7 @@ builder.prismaNode('Document', {
     file: t.relation('file'),
     downloadUrl: t.string({
       description: 'A short-lived presigned GET URL for the bytes (DOWNLOAD_URL_TTL_SECONDS).',
-      select: { file: { select: { objectKey: true } } },
+      select: { filename: true, file: { select: { objectKey: true } } },
       resolve: (doc, _args, ctx) => ctx.services.storage.presignGet(doc.file.objectKey, doc.filename, ctx.services.config.storage.downloadUrlTtl),
     }),
   }),

@@ -8,6 +8,7 @@ export const PlatformRoleEnum = builder.enumType('PlatformRole', {
 
 export const UserType = builder.prismaNode('User', {
   id: { field: 'id' },
+  select: { id: true },
   nullable: true,
   fields: (t) => ({
     email: t.exposeString('email'),

@@ -1,0 +1,78 @@
+import cluster, { type Worker } from 'node:cluster';
+import type pino from 'pino';
+import type { Config } from './config.ts';
+import { resolveDatabase, resolveStorage, startApp, type RunningApp } from './app.ts';
+import { migrate } from './db/migrate.ts';
+
+/**
+ * HTTP_PROCESSES > 1: one Node process is CPU-bound on one core, so the API runs in several processes sharing the
+ * port (node:cluster hands connections round-robin; a WebSocket stays with the process that accepted it). The
+ * primary owns what must exist once — the embedded PostgreSQL / S3 when no URL is given, the migrations — and runs
+ * the job workers; each child serves HTTP and graphql-ws only, against the primary's database and storage.
+ * A child that dies is replaced; SIGTERM stops the children first (each drains its requests), then the primary.
+ */
+export async function serveCluster(config: Config, log: pino.Logger, processes: number) {
+  const { url, embedded } = await resolveDatabase(config, log);
+  const storage = await resolveStorage(config, log);
+  await migrate(url, (m) => log.debug(m));
+  const endpoint = storage.embedded?.endpoint ?? config.storage.endpoint!;
+  const childEnv: Record<string, string> = {
+    DATABASE_URL: url,
+    S3_ENDPOINT: endpoint,
+    S3_ACCESS_KEY_ID: storage.embedded ? 'S3RVER' : (config.storage.accessKeyId ?? ''),
+    S3_SECRET_ACCESS_KEY: storage.embedded ? 'S3RVER' : (config.storage.secretAccessKey ?? ''),
+    WORKERS: 'false',
+  };
+  let primary: RunningApp | undefined;
+  try {
+    primary = await startApp(
+      {
+        ...config,
+        database: { ...config.database, url },
+        storage: { ...config.storage, endpoint, accessKeyId: childEnv.S3_ACCESS_KEY_ID, secretAccessKey: childEnv.S3_SECRET_ACCESS_KEY },
+      },
+      { log, http: false, migrate: false },
+    );
+  } catch (e) {
+    await storage.embedded?.stop().catch(() => undefined);
+    await embedded?.stop();
+    throw e;
+  }
+
+  let stopping = false;
+  const fork = () => cluster.fork(childEnv);
+  const listening = new Promise<number>((resolve) => {
+    let ready = 0;
+    cluster.on('listening', (_worker, address) => ++ready === processes && resolve(address.port));
+  });
+  cluster.on('exit', (worker: Worker, code, signal) => {
+    if (stopping) return;
+    log.error({ pid: worker.process.pid, code, signal }, 'HTTP process died: starting another');
+    fork();
+  });
+  for (let i = 0; i < processes; i++) fork();
+  const port = await listening;
+  log.info(`Tenantplane API listening on http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}/graphql in ${processes} processes`);
+
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: HTTP processes first');
+    const children = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
+    await Promise.all(
+      children.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            w.once('exit', () => resolve());
+            w.process.kill('SIGTERM');
+          }),
+      ),
+    );
+    await primary?.stop();
+    await storage.embedded?.stop().catch(() => undefined);
+    await embedded?.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}

@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
 import pino from 'pino';
 import { loadConfig } from '../src/config.ts';
 import { startApp, type RunningApp } from '../src/app.ts';
@@ -39,6 +41,59 @@ export async function startBenchApp(url: string): Promise<BenchApp> {
     headers: { 'content-type': 'application/json', authorization: '' },
     async stop() {
       await app.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A free TCP port on 127.0.0.1 (asked from the kernel, then released). */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * `src/main.ts serve` with HTTP_PROCESSES=n on the seeded database (production mode, silent, no job workers, its
+ * own embedded S3): the multi-process deployment. Tokens signed by startBenchApp are valid there (keys are in the
+ * database).
+ */
+export async function startServerProcesses(url: string, n: number): Promise<{ url: string; stop(): Promise<void> }> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tp-bench-cluster-'));
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      DATABASE_URL: url,
+      DATABASE_POOL_SIZE: process.env.DATABASE_POOL_SIZE ?? '10',
+      HTTP_PROCESSES: String(n),
+      WORKERS: 'false',
+      LOG_LEVEL: 'silent',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATA_DIR: dataDir,
+      S3_ENDPOINT: '',
+      EMBEDDED_S3_PORT: '0',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`the server processes exited (${child.exitCode})`);
+    const ok = await fetch(`${base}/health/ready`).then((r) => r.status === 200, () => false);
+    if (ok) break;
+    if (i > 300) throw new Error('the server processes did not become ready in 60 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    url: `${base}/graphql`,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -83,3 +83,22 @@ export function exitCleanly(code: number) {
   process.removeAllListeners('exit');
   process.exit(code);
 }
+
+/** Runs fn; with BENCH_CPU_PROF=<file> and `profile` true, writes a V8 CPU profile of this process meanwhile. */
+export async function withCpuProfile<T>(profile: boolean, fn: () => Promise<T>, log = console.log): Promise<T> {
+  const file = process.env.BENCH_CPU_PROF;
+  if (!file || !profile) return fn();
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await fn();
+  } finally {
+    const { profile: data } = await session.post('Profiler.stop');
+    fs.writeFileSync(file, JSON.stringify(data));
+    session.disconnect();
+    log(`CPU profile of the API written to ${file} (npx tsx bench/profile-summary.ts ${file})`);
+  }
+}

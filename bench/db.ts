@@ -7,7 +7,34 @@ import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 export interface BenchDatabase {
   /** Privileged URL of the fresh benchmark database. */
   url: string;
+  /** Another fresh database on the same server (dropped by its own stop()). */
+  another(suffix: string): Promise<BenchDatabase>;
   stop(): Promise<void>;
+}
+
+/** `tp_bench_<pid><suffix>` on the server of adminUrl, created fresh; stop() drops it unless BENCH_KEEP_DB=1. */
+async function freshDatabase(adminUrl: string, suffix: string, stopServer: () => Promise<void>): Promise<BenchDatabase> {
+  const name = `tp_bench_${process.pid}${suffix}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`drop database if exists ${name} with (force)`);
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  const u = new URL(adminUrl);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    another: (s) => freshDatabase(adminUrl, s, async () => {}),
+    async stop() {
+      if (process.env.BENCH_KEEP_DB !== '1') {
+        const c = new pg.Client({ connectionString: adminUrl });
+        await c.connect();
+        await c.query(`drop database if exists ${name} with (force)`).catch(() => undefined);
+        await c.end();
+      }
+      await stopServer();
+    },
+  };
 }
 
 /**
@@ -26,24 +53,5 @@ export async function createBenchDatabase(): Promise<BenchDatabase> {
       fs.rmSync(dir, { recursive: true, force: true });
     };
   }
-  const name = `tp_bench_${process.pid}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`drop database if exists ${name} with (force)`);
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const u = new URL(adminUrl);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    async stop() {
-      if (process.env.BENCH_KEEP_DB !== '1') {
-        const c = new pg.Client({ connectionString: adminUrl });
-        await c.connect();
-        await c.query(`drop database if exists ${name} with (force)`).catch(() => undefined);
-        await c.end();
-      }
-      await stopServer();
-    },
-  };
+  return freshDatabase(adminUrl, '', stopServer);
 }

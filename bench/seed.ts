@@ -33,7 +33,8 @@ export function uuidOf(s: string) {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
-export async function seed(url: string, o: SeedOptions, log: (m: string) => void = console.log) {
+/** Seeds tenants firstTenant..o.tenants (1 for a fresh database; more to grow an existing data set in place). */
+export async function seed(url: string, o: SeedOptions, log: (m: string) => void = console.log, firstTenant = 1) {
   const t0 = Date.now();
   await migrate(url);
   log(`migrated in ${Date.now() - t0} ms`);
@@ -48,23 +49,23 @@ export async function seed(url: string, o: SeedOptions, log: (m: string) => void
       `insert into app_public.tenants (id, slug, name, plan_id, created_at, updated_at)
        select md5('tenant-' || t)::uuid, 'bench-t' || lpad(t::text, 6, '0'), 'Bench tenant ' || t, 'enterprise',
               timestamptz '2026-01-01' + t * interval '1 second', timestamptz '2026-01-01'
-         from generate_series(1, $1::int) t`,
-      [o.tenants],
+         from generate_series($2::int, $1::int) t`,
+      [o.tenants, firstTenant],
     );
     await c.query(
       `insert into app_public.users (id, email, name, created_at, updated_at)
        select md5('user-' || t || '-' || u)::uuid, 'u' || u || '.t' || t || '@bench.example', 'User ' || u || ' of ' || t,
               timestamptz '2026-01-01', timestamptz '2026-01-01'
-         from generate_series(1, $1::int) t, generate_series(1, $2::int) u`,
-      [o.tenants, o.usersPerTenant],
+         from generate_series($3::int, $1::int) t, generate_series(1, $2::int) u`,
+      [o.tenants, o.usersPerTenant, firstTenant],
     );
     await c.query(
       `insert into app_public.memberships (tenant_id, id, user_id, role, created_at, updated_at)
        select md5('tenant-' || t)::uuid, md5('membership-' || t || '-' || u)::uuid, md5('user-' || t || '-' || u)::uuid,
               (case when u = 1 then 'OWNER' when u = 2 then 'ADMIN' else 'MEMBER' end)::app_public.tenant_role,
               timestamptz '2026-01-01' + u * interval '1 second', timestamptz '2026-01-01'
-         from generate_series(1, $1::int) t, generate_series(1, $2::int) u`,
-      [o.tenants, o.usersPerTenant],
+         from generate_series($3::int, $1::int) t, generate_series(1, $2::int) u`,
+      [o.tenants, o.usersPerTenant, firstTenant],
     );
     await c.query(
       `insert into app_public.files (tenant_id, id, sha256, size_bytes, mime_type, object_key, created_at)
@@ -73,8 +74,8 @@ export async function seed(url: string, o: SeedOptions, log: (m: string) => void
               1000 + (d * 37) % 100000, 'text/plain',
               'tenants/' || md5('tenant-' || t)::uuid || '/' || md5('file-' || t || '-' || d)::uuid,
               timestamptz '2026-01-01' + d * interval '1 minute'
-         from generate_series(1, $1::int) t, generate_series(1, $2::int) d`,
-      [o.tenants, o.docsPerTenant],
+         from generate_series($3::int, $1::int) t, generate_series(1, $2::int) d`,
+      [o.tenants, o.docsPerTenant, firstTenant],
     );
     await c.query(
       `insert into app_public.documents (tenant_id, id, file_id, uploader_id, filename, original_name, size_bytes, mime_type,
@@ -84,11 +85,11 @@ export async function seed(url: string, o: SeedOptions, log: (m: string) => void
               'doc-' || lpad(d::text, 6, '0') || '.txt', 'doc-' || d || '.txt', 1000 + (d * 37) % 100000, 'text/plain',
               'PROCESSED', timestamptz '2026-01-01' + d * interval '1 minute', 1000, 180, 20, 'Lorem ipsum ' || d,
               timestamptz '2026-01-01' + d * interval '1 minute', timestamptz '2026-01-01' + d * interval '1 minute'
-         from generate_series(1, $1::int) t, generate_series(1, $2::int) d`,
-      [o.tenants, o.docsPerTenant, o.usersPerTenant],
+         from generate_series($4::int, $1::int) t, generate_series(1, $2::int) d`,
+      [o.tenants, o.docsPerTenant, o.usersPerTenant, firstTenant],
     );
     await c.query('commit');
-    log(`seeded ${o.tenants} tenants × ${o.docsPerTenant} documents (${o.usersPerTenant} members each) in ${Date.now() - t1} ms`);
+    log(`seeded tenants ${firstTenant}–${o.tenants} × ${o.docsPerTenant} documents (${o.usersPerTenant} members each) in ${Date.now() - t1} ms`);
     const t2 = Date.now();
     await c.query('vacuum analyze app_public.tenants, app_public.users, app_public.memberships, app_public.files, app_public.documents');
     log(`vacuum analyze in ${Date.now() - t2} ms`);

@@ -138,6 +138,14 @@ describe('access token verification', () => {
     await expectRefused(await forge({ exp: Math.floor(Date.now() / 1000) - 120 }));
   });
 
+  it('a token accepted once (and cached as verified) is refused once it expires', async () => {
+    const token = await forge({ exp: Math.floor(Date.now() / 1000) + 2 });
+    expect((await meWith(token)).errors).toBeUndefined();
+    expect((await meWith(token)).errors).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 2100));
+    await expectRefused(token);
+  });
+
   it('refuses a tampered signature', async () => {
     const token = await forge();
     const [h, p, s] = token.split('.') as [string, string, string];

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import pg from 'pg';
+import { LRUCache } from 'lru-cache';
 import {
   SignJWT,
   jwtVerify,
@@ -26,7 +27,9 @@ export class AccessTokens {
     private readonly issuer: string,
     private readonly audience: string,
     private readonly ttlSeconds: number,
-  ) {}
+  ) {
+    this.localSet = createLocalJWKSet(this.publicJwks);
+  }
 
   /** Loads the active signing key, generating one when the deployment has none (privileged connection). */
   static async load(ownerPool: pg.Pool, opts: { issuer: string; audience: string; ttlSeconds: number }) {
@@ -67,12 +70,26 @@ export class AccessTokens {
     return { token: jwt, expiresAt };
   }
 
-  private readonly localSet = () => createLocalJWKSet(this.publicJwks);
+  private readonly localSet: ReturnType<typeof createLocalJWKSet>;
+
+  /**
+   * Tokens already verified, until their `exp`: a client sends the same token with every request for up to
+   * ACCESS_TOKEN_TTL_SECONDS, and an Ed25519 verification was ~11 % of a simple request's CPU (bench/README.md).
+   * Keyed by the whole token, signature included, so only byte-identical tokens hit. Bounded (LRU).
+   */
+  private readonly verified = new LRUCache<string, JWTPayload & { sub: string; exp: number }>({ max: 10_000 });
 
   /** Verifies signature (EdDSA only: `alg: none` and HMAC confusion are refused), issuer, audience and expiry. */
   async verify(token: string): Promise<JWTPayload> {
-    const { payload } = await jwtVerify(token, this.localSet(), { issuer: this.issuer, audience: this.audience, algorithms: [ALG] });
+    const now = Math.floor(Date.now() / 1000);
+    const cached = this.verified.get(token);
+    if (cached) {
+      if (cached.exp > now) return cached;
+      this.verified.delete(token);
+    }
+    const { payload } = await jwtVerify(token, this.localSet, { issuer: this.issuer, audience: this.audience, algorithms: [ALG] });
     if (!payload.sub) throw new Error('no subject');
+    if (typeof payload.exp === 'number') this.verified.set(token, payload as JWTPayload & { sub: string; exp: number });
     return payload;
   }
 

@@ -3,6 +3,8 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { signUp, createTenant, addMember, type TestUser } from './support/client.ts';
+import { uuidFromGlobalId } from '../src/graphql/ids.ts';
+import { JobRun } from '../src/modules/jobs/run.ts';
 
 /** auditEvents over graphql-ws: delivered to admins and owners, re-checked per event under the subscriber's context. */
 let app: TestApp;
@@ -107,5 +109,63 @@ describe('auditEvents subscription', () => {
     const anon = watch(connect(), tenant.id);
     await until(() => anon.errors.length > 0 || anon.isDone());
     expect(anon.errors[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+});
+
+describe('tenantJobs: reads shared by the subscribers of one principal, never across principals', () => {
+  it('every connection gets every update; a member removed mid-stream stops receiving while the others go on', async () => {
+    const member = await signUp(app, 'jobs-member');
+    const other = await signUp(app, 'jobs-other');
+    const jobsTenant = await createTenant(owner, 'jobs');
+    await addMember(owner, jobsTenant.id, member, 'MEMBER');
+    await addMember(owner, jobsTenant.id, other, 'MEMBER');
+    const tenantId = uuidFromGlobalId('Tenant', jobsTenant.id, 'tenantId');
+    const ownerId = uuidFromGlobalId('User', owner.id, 'userId');
+    const job = await app.services.db.withContext({ userId: ownerId }, (tx) =>
+      tx.job.create({ data: { tenantId, type: 'site-provision', requestedBy: ownerId, maxAttempts: 1 } }),
+    );
+    const run = new JobRun(app.services, { tenantId, userId: ownerId, requestId: 'test', jobId: job.id }, 1, 1);
+    expect(await run.begin()).toBe(true);
+
+    // Three connections of the member (one principal: one read per event), one of another member, one of the owner.
+    const watchJobs = (token: string) => {
+      const steps: string[] = [];
+      const errors: unknown[] = [];
+      const client = connect(token);
+      client.subscribe(
+        { query: `subscription($t: ID!) { tenantJobs(tenantId: $t) { id progress step } }`, variables: { t: jobsTenant.id } },
+        { next: (v) => (v.errors ? errors.push(...v.errors) : steps.push((v.data as any).tenantJobs.step)), error: (e) => errors.push(e), complete: () => undefined },
+      );
+      return { steps, errors };
+    };
+    const mine = [watchJobs(member.gql.token!), watchJobs(member.gql.token!), watchJobs(member.gql.token!)];
+    const theirs = watchJobs(other.gql.token!);
+    const owners = watchJobs(owner.gql.token!);
+    const all = [...mine, theirs, owners];
+    let progress = 0;
+    // Live once every connection has an event.
+    for (let i = 0; i < 50 && all.some((w) => w.steps.length === 0); i++) {
+      await run.progress(++progress, `warm-up ${progress}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // An event re-reads the row when it is delivered, so a late notice can carry a newer state (or repeat one):
+    // each update waits for every connection, and the states seen are compared without repeats.
+    const seen = (w: { steps: string[] }, prefix: string) => [...new Set(w.steps.filter((s) => s.startsWith(prefix)))];
+    for (let i = 1; i <= 3; i++) {
+      await run.progress(++progress, `before ${i}`);
+      await until(() => all.every((w) => w.steps.includes(`before ${i}`)));
+    }
+    for (const w of all) expect(seen(w, 'before')).toEqual(['before 1', 'before 2', 'before 3']);
+
+    await owner.gql.ok(`mutation($i: RemoveMemberInput!) { removeMember(input: $i) }`, { i: { tenantId: jobsTenant.id, userId: member.id } });
+    for (let i = 1; i <= 3; i++) {
+      await run.progress(++progress, `after ${i}`);
+      await until(() => theirs.steps.includes(`after ${i}`) && owners.steps.includes(`after ${i}`));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    for (const w of [theirs, owners]) expect(seen(w, 'after')).toEqual(['after 1', 'after 2', 'after 3']);
+    for (const w of mine) expect(seen(w, 'after')).toEqual([]);
+    for (const w of all) expect(w.errors).toEqual([]);
+    await run.complete();
   });
 });

@@ -1,4 +1,4 @@
-import { EventEmitter, on } from 'node:events';
+import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from 'pino';
 
@@ -49,16 +49,59 @@ export class EventHub {
     this.client = client;
   }
 
-  /** Notices of one kind for one tenant, buffered per subscriber (a slow one never stalls the others). */
-  notices(kind: string, tenantId: string, signal: AbortSignal): AsyncIterable<ChangeNotice> {
-    const source = on(this.emitter, `${kind}:${tenantId}`, { signal });
-    return (async function* () {
-      try {
-        for await (const [notice] of source) yield notice as ChangeNotice;
-      } catch (e) {
-        if ((e as Error).name !== 'AbortError') throw e;
-      }
-    })();
+  /**
+   * Notices of one kind for one tenant, buffered per subscriber (a slow one never stalls the others), from the
+   * moment of the call until `signal` aborts or the consumer returns. A plain queue rather than events.on(): that
+   * one allocates a 2,048-slot FixedQueue per iterator (~35 KiB of heap per subscription; bench/subscription-fanout.ts).
+   */
+  notices(kind: string, tenantId: string, signal: AbortSignal): AsyncIterable<ChangeNotice> & AsyncIterator<ChangeNotice> {
+    const event = `${kind}:${tenantId}`;
+    const emitter = this.emitter;
+    let queue: ChangeNotice[] = [];
+    let head = 0;
+    let done = false;
+    let wake: (() => void) | undefined;
+    const listener = (notice: ChangeNotice) => {
+      queue.push(notice);
+      wake?.();
+    };
+    const stop = () => {
+      if (done) return;
+      done = true;
+      queue = [];
+      head = 0;
+      emitter.off(event, listener);
+      signal.removeEventListener('abort', stop);
+      wake?.();
+    };
+    if (signal.aborted) done = true;
+    else {
+      emitter.on(event, listener);
+      signal.addEventListener('abort', stop, { once: true });
+    }
+    const ended = { value: undefined, done: true } as const;
+    return {
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+      async next(): Promise<IteratorResult<ChangeNotice>> {
+        while (head === queue.length && !done) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+        }
+        if (done) return ended;
+        const value = queue[head++]!;
+        if (head === queue.length) {
+          queue = [];
+          head = 0;
+        }
+        return { value, done: false };
+      },
+      async return(): Promise<IteratorResult<ChangeNotice>> {
+        stop();
+        return ended;
+      },
+    };
   }
 
   /** Shutting down: a lost connection is expected from now on, not worth a reconnect or an error log. */

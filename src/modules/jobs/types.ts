@@ -1,6 +1,6 @@
 import { builder } from '../../graphql/builder.ts';
 import { tenantScopedIdFromGlobalId, uuidFromGlobalId } from '../../graphql/ids.ts';
-import { checkOnSubscribe, loadEvent, visibleNotices } from '../../graphql/subscriptions.ts';
+import { checkOnSubscribe, loadEvent, selectionKey, visibleNotices } from '../../graphql/subscriptions.ts';
 import type { ChangeNotice } from '../../graphql/events.ts';
 import type { Context } from '../../graphql/context.ts';
 import type { Tx } from '../../db/database.ts';
@@ -93,5 +93,8 @@ builder.subscriptionFields((t) => ({
 }));
 
 function loadJob(ctx: Context, query: object, n: ChangeNotice) {
-  return loadEvent(ctx, (tx) => tx.job.findUnique({ ...(query as {}), where: { tenantId_id: { tenantId: n.tenantId, id: n.id } } }));
+  return loadEvent(ctx, (tx) => tx.job.findUnique({ ...(query as {}), where: { tenantId_id: { tenantId: n.tenantId, id: n.id } } }), {
+    notice: n,
+    key: `job:${selectionKey(query)}`,
+  });
 }

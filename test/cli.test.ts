@@ -92,7 +92,7 @@ describe('npm start', () => {
     // A killed HTTP process is replaced.
     process.kill(children[0]!, 'SIGKILL');
     await expect.poll(() => nodeChildren().filter((pid) => pid !== children[0]).length, { timeout: 30_000, interval: 200 }).toBe(2);
-    await expect.poll(async () => (await fetch(`${base}/health/ready`).catch(() => null))?.status, { timeout: 30_000 }).toBe(200);
+    await expect.poll(async () => (await fetch(`${base}/health/ready`, { signal: AbortSignal.timeout(2000) }).catch(() => null))?.status, { timeout: 60_000, interval: 250 }).toBe(200);
     const running = nodeChildren();
     await stopCli(child, dataDir);
     const alive = (pid: number) => {
@@ -104,5 +104,5 @@ describe('npm start', () => {
       }
     };
     expect(running.filter(alive)).toEqual([]);
-  }, 150_000);
+  }, 200_000);
 });

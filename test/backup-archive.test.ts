@@ -225,18 +225,18 @@ afterAll(async () => {
 });
 
 describe('writeArchive', () => {
-  it('uploads one gzip COPY per table and the files, verifies every part, and writes the manifest last', async () => {
+  it('uploads one zstd COPY per table and the files, verifies every part, and writes the manifest last', async () => {
     ops.length = 0;
     const progress: Array<[number, string]> = [];
     manifest = await writeArchive({ pool, storage, schema, prefix, meta, files: { prefix: filesPrefix }, onProgress: (pct, step) => void progress.push([pct, step]) });
 
     expect(await keysUnder(prefix)).toEqual(
-      ['manifest.json', 'tables/contacts.copy.gz', 'tables/deals.copy.gz', 'tables/log.copy.gz', 'tables/tickets.copy.gz', ...Object.keys(FILES).map((k) => `files/${k}`)].sort(),
+      ['manifest.json', 'tables/contacts.copy.zst', 'tables/deals.copy.zst', 'tables/log.copy.zst', 'tables/tickets.copy.zst', ...Object.keys(FILES).map((k) => `files/${k}`)].sort(),
     );
     // Referenced tables come first; the manifest describes what it could not capture.
     expect(manifest.tables.map((t) => t.name).indexOf('contacts')).toBeLessThan(manifest.tables.map((t) => t.name).indexOf('deals'));
     expect(manifest.omitted).toEqual(['view big_deals']);
-    expect(manifest).toMatchObject({ formatVersion: 1, schema, site: { id: siteId, name: 'shop' }, apps: meta.apps, copy: { format: 'text', encoding: 'UTF8' } });
+    expect(manifest).toMatchObject({ formatVersion: 2, schema, site: { id: siteId, name: 'shop' }, apps: meta.apps, copy: { format: 'text', encoding: 'UTF8', compression: 'zstd' } });
     expect(manifest.tables.find((t) => t.name === 'contacts')!.primaryKey).toEqual(['id']);
     expect(manifest.tables.find((t) => t.name === 'log')!.primaryKey).toEqual([]);
     expect(manifest.sequences.map((s) => [s.name, s.ownedBy])).toEqual([['tickets_id_seq', { table: 'tickets', column: 'id' }]]);
@@ -273,6 +273,17 @@ describe('writeArchive', () => {
     expect(progress.at(-1)).toEqual([100, 'done']);
     expect(progress.map(([p]) => p)).toEqual([...progress.map(([p]) => p)].sort((a, b) => a - b));
     expect(progress.map(([, s]) => s)).toEqual(expect.arrayContaining(['reading schema', 'table contacts', 'file docs/résumé 1.txt', 'verifying', 'writing manifest']));
+  });
+
+  it('gzip table parts (the compression option) restore the same rows', async () => {
+    const p = `tenants/${tenant}/backups/${crypto.randomUUID()}/`;
+    const m = await writeArchive({ pool, storage, schema, prefix: p, meta, compression: { codec: 'gzip', level: 3 } });
+    expect(m.copy.compression).toBe('gzip');
+    expect((await keysUnder(p)).filter((k) => k.startsWith('tables/'))).toEqual(['tables/contacts.copy.gz', 'tables/deals.copy.gz', 'tables/log.copy.gz', 'tables/tickets.copy.gz']);
+    const target = `${schema}_gz`;
+    await restoreArchive({ pool, storage, prefix: p, targetSchema: target });
+    expect(await rowsOf(target)).toEqual(snapshot);
+    await pool.query(`drop schema "${target}" cascade`);
   });
 
   it('refuses a prefix that already holds objects, and a schema it could not restore faithfully', async () => {
@@ -373,7 +384,7 @@ describe('verifyArchive and restoreArchive', () => {
     return out;
   };
 
-  it.each(['tables/deals.copy.gz', 'tables/contacts.copy.gz', 'files/docs/résumé 1.txt', 'files/media/big.bin', 'manifest.json'])(
+  it.each(['tables/deals.copy.zst', 'tables/contacts.copy.zst', 'files/docs/résumé 1.txt', 'files/media/big.bin', 'manifest.json'])(
     'one flipped byte in %s: verify and restore refuse, naming the part, and no schema appears',
     async (part) => {
       const original = await getBytes(prefix + part);
@@ -395,7 +406,7 @@ describe('verifyArchive and restoreArchive', () => {
   );
 
   it('a part changed after verification is caught while it streams, and the transaction rolls back', async () => {
-    const part = 'tables/deals.copy.gz';
+    const part = 'tables/deals.copy.zst';
     const original = await getBytes(prefix + part);
     const target = `${schema}_toctou`;
     try {
@@ -478,6 +489,9 @@ describe('aborting writeArchive', () => {
 });
 
 describe('a large table (multipart COPY stream)', () => {
+  // 400k rows: ~54 MB of COPY text, ~23 MB compressed, so 3+ parts of 8 MiB. With 2 parts in flight (queueSize 2)
+  // the third cannot be read before the first is uploaded: an abort then always finds the COPY still streaming.
+  const ROWS = 400_000;
   const big = `site_big_${rand()}`;
   const p = `tenants/${tenant}/backups/${crypto.randomUUID()}/`;
 
@@ -485,14 +499,14 @@ describe('a large table (multipart COPY stream)', () => {
     await pool.query(`create schema ${big};
       create table ${big}.big (id bigint primary key, a text not null, b text, n numeric, at timestamptz);
       insert into ${big}.big select g, md5(g::text), md5((g * 7)::text) || md5((g * 13)::text), g * 3.14159, timestamptz '2024-01-01' + g * interval '1 second'
-        from generate_series(1, 200000) g;
+        from generate_series(1, ${ROWS}) g;
       analyze ${big}.big;`);
   }, 120_000);
 
   it('aborted while its COPY streams into a multipart upload: no object and no open transaction are left', async () => {
     const ac = new AbortController();
     const watch = (o: { op: string; key?: string }) => {
-      if (o.op === 'UploadPart' && o.key === `${p}tables/big.copy.gz`) ac.abort();
+      if (o.op === 'UploadPart' && o.key === `${p}tables/big.copy.zst`) ac.abort();
     };
     opWatchers.push(watch);
     try {
@@ -503,8 +517,8 @@ describe('a large table (multipart COPY stream)', () => {
     }
     // More parts were still to come: lib-storage aborted the multipart upload instead of completing it (s3rver
     // answers AbortMultipartUpload with MethodNotAllowed, so only the attempt shows here; S3 drops the parts).
-    expect(ops.some((o) => o.op.startsWith('AbortMultipartUpload') && o.key === `${p}tables/big.copy.gz`)).toBe(true);
-    expect(ops.some((o) => o.op === 'CompleteMultipartUpload' && o.key === `${p}tables/big.copy.gz`)).toBe(false);
+    expect(ops.some((o) => o.op.startsWith('AbortMultipartUpload') && o.key === `${p}tables/big.copy.zst`)).toBe(true);
+    expect(ops.some((o) => o.op === 'CompleteMultipartUpload' && o.key === `${p}tables/big.copy.zst`)).toBe(false);
     expect(await keysUnder(p)).toEqual([]);
     // The connection that was mid-COPY was discarded and its backend terminated: no snapshot or lock stays behind.
     const lingering = `select count(*)::int as n from pg_stat_activity
@@ -520,9 +534,10 @@ describe('a large table (multipart COPY stream)', () => {
     const written = (performance.now() - t0) / 1000;
     const dumped = (uploaded - t0) / 1000;
     const table = m.tables[0]!;
-    expect(table.rowCount).toBe(200000);
-    expect(table.rawBytes).toBeGreaterThan(24 * 1024 * 1024);
-    expect(ops.filter((o) => o.op === 'UploadPart' && o.key === `${p}tables/big.copy.gz`).length).toBeGreaterThan(1);
+    expect(table.rowCount).toBe(ROWS);
+    expect(table.rawBytes).toBeGreaterThan(48 * 1024 * 1024);
+    expect(table.bytes).toBeGreaterThan(16 * 1024 * 1024);
+    expect(ops.filter((o) => o.op === 'UploadPart' && o.key === `${p}tables/big.copy.zst`).length).toBeGreaterThan(1);
 
     const t1 = performance.now();
     await restoreArchive({ pool, storage, prefix: p, targetSchema: `${big}_r` });
@@ -531,12 +546,12 @@ describe('a large table (multipart COPY stream)', () => {
       `select (select count(*) from ${big}_r.big) as n,
               (select md5(string_agg(x::text, ',' order by id)) from ${big}.big x) = (select md5(string_agg(x::text, ',' order by id)) from ${big}_r.big x) as same`,
     );
-    expect(same).toEqual([{ n: '200000', same: true }]);
+    expect(same).toEqual([{ n: String(ROWS), same: true }]);
 
     const mb = table.rawBytes / 1024 / 1024;
     console.log(
-      `backup archive throughput: ${mb.toFixed(1)} MB of COPY text (${(table.bytes / 1024 / 1024).toFixed(1)} MB gzip) — ` +
-        `COPY+gzip+upload ${dumped.toFixed(2)} s = ${(mb / dumped).toFixed(1)} MB/s, with verification ${written.toFixed(2)} s = ${(mb / written).toFixed(1)} MB/s; ` +
+      `backup archive throughput: ${mb.toFixed(1)} MB of COPY text (${(table.bytes / 1024 / 1024).toFixed(1)} MB compressed) — ` +
+        `COPY+zstd+upload ${dumped.toFixed(2)} s = ${(mb / dumped).toFixed(1)} MB/s, with verification ${written.toFixed(2)} s = ${(mb / written).toFixed(1)} MB/s; ` +
         `verify+restore ${restored.toFixed(2)} s = ${(mb / restored).toFixed(1)} MB/s`,
     );
   }, 180_000);

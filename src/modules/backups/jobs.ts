@@ -20,6 +20,43 @@ export interface RestoreJobPayload extends BackupJobPayload {
 const siteFilesPrefix = (tenantId: string, siteId: string) => `tenants/${tenantId}/sites/${siteId}/files/`;
 
 /**
+ * Wall-clock seconds per phase of a backup or restore, from the steps it reports: the job logs them as
+ * `timings: {"phase": seconds, …}` (operators see where the time went; bench/backup-throughput.ts reads them).
+ */
+function phaseClock(phaseOf: (step: string) => string) {
+  const seconds: Record<string, number> = {};
+  let current: string | undefined;
+  let since = performance.now();
+  return {
+    step(step: string) {
+      const phase = phaseOf(step);
+      if (phase === current) return;
+      const t = performance.now();
+      if (current) seconds[current] = (seconds[current] ?? 0) + (t - since) / 1000;
+      current = phase;
+      since = t;
+    },
+    line() {
+      this.step('\0end');
+      return `timings: ${JSON.stringify(Object.fromEntries(Object.entries(seconds).map(([k, v]) => [k, Math.round(v * 100) / 100])))}`;
+    },
+  };
+}
+
+const backupPhase = (step: string) =>
+  step === 'verifying' ? 'verify' : step === 'writing manifest' || step === 'done' ? 'manifest' : step === '\0end' ? 'end' : 'dump + upload';
+const restorePhase = (step: string) =>
+  step === 'verifying'
+    ? 'verify'
+    : step === 'restoring' || step.startsWith('table ')
+      ? 'load'
+      : step === 'constraints and indexes' || step === 'done'
+        ? 'constraints + indexes + commit'
+        : step === '\0end'
+          ? 'end'
+          : step;
+
+/**
  * `site-backup`: a FULL archive of the site's schema and files under the backup's prefix. A retry (after a crash
  * or a transient S3 failure) starts from a clean prefix; the backup is SUCCESS only after every part is verified.
  */
@@ -45,6 +82,7 @@ export const siteBackupQueue: QueueDefinition<BackupJobPayload> = {
         // Whatever an interrupted attempt left behind goes first: parts, manifest, unfinished multipart uploads.
         await services.storage.abortUploads(prefix);
         await services.storage.deletePrefix(prefix);
+        const clock = phaseClock(backupPhase);
         const manifest = await writeArchive({
           pool: services.ownerPool,
           storage: services.storage,
@@ -52,8 +90,12 @@ export const siteBackupQueue: QueueDefinition<BackupJobPayload> = {
           prefix,
           meta: { siteId, siteName: site.name, apps: site.apps.map((name) => ({ name, version: APPS[name]?.version ?? 'unknown' })) },
           files: { prefix: siteFilesPrefix(tenantId, siteId) },
-          onProgress: (pct, step) => run.progress(5 + pct * 0.9, step),
+          onProgress: (pct, step) => {
+            clock.step(step);
+            return run.progress(5 + pct * 0.9, step);
+          },
         });
+        await run.log(clock.line());
         const checksum = manifest.checksum;
         await run.withDb(async (tx) => {
           await tx.backup.updateMany({
@@ -108,15 +150,20 @@ export const siteRestoreQueue: QueueDefinition<RestoreJobPayload> = {
         await services.ownerPool.query(`drop schema if exists ${ident(incoming)} cascade`);
         // The restored schema is created and loaded as the site's own role (a purged site's role is recreated).
         await asOwner(services.ownerPool, (c) => ensureSiteRole(c, role));
-        await restoreArchive({
+        const clock = phaseClock(restorePhase);
+        const step = (pct: number, name: string) => {
+          clock.step(name);
+          return run.progress(pct, name);
+        };
+        const restored = await restoreArchive({
           pool: services.ownerPool,
           storage: services.storage,
           prefix: backup.objectKey,
           targetSchema: incoming,
           owner: role,
-          onProgress: (pct, step) => run.progress(5 + pct * 0.7, step),
+          onProgress: (pct, name) => step(5 + pct * 0.7, name),
         });
-        await run.progress(80, 'swapping in the restored schema');
+        await step(80, 'swapping in the restored schema');
         await asOwner(services.ownerPool, async (c) => {
           await swapSchemas({ client: c, live, incoming, dropOld: true });
           await c.query(`alter schema ${ident(live)} owner to ${ident(role)}`);
@@ -125,12 +172,15 @@ export const siteRestoreQueue: QueueDefinition<RestoreJobPayload> = {
             [tenantId, live, siteId, role],
           );
         });
-        await run.progress(88, 'restoring files');
-        // exact: files added after the backup go too, so the site's files equal the backup's.
-        await restoreFiles({ storage: services.storage, prefix: backup.objectKey, toPrefix: siteFilesPrefix(tenantId, siteId), exact: true });
+        await step(88, 'restoring files');
+        // exact: files added after the backup go too, so the site's files equal the backup's. The manifest is the one
+        // restoreArchive verified (every part re-hashed): not read and verified a third time; each file is re-hashed
+        // again as it is copied back.
+        await restoreFiles({ storage: services.storage, prefix: backup.objectKey, toPrefix: siteFilesPrefix(tenantId, siteId), manifest: restored.manifest, exact: true });
         await moveSite(run, siteId, 'RUNNING', { schemaName: live, deletedAt: null, retentionUntil: null });
-        await run.progress(95, 'health check');
+        await step(95, 'health check');
         await moveSite(run, siteId, 'HEALTHY');
+        await run.log(clock.line());
         return { backupId, schema: live };
       },
       {

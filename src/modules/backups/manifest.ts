@@ -5,13 +5,20 @@ import { z } from 'zod';
  * The manifest of a backup archive (`<prefix>manifest.json`), its validation, and the errors the archive code throws.
  *
  * Layout of an archive under `prefix` (keys in the manifest are relative to the prefix, so an archive can be moved):
- *   tables/<table>.copy.gz   one gzip'd `COPY … TO STDOUT` (text format, UTF8) per table
+ *   tables/<table>.copy.zst  one compressed `COPY … TO STDOUT` (text format, UTF8) per table: zstd (`.copy.zst`,
+ *                            with its content checksum), or gzip (`.copy.gz`) — the manifest's `copy.compression`
  *   files/<relative key>     the site's files, byte for byte
  *   manifest.json            written last, after every other part has been verified in S3
+ *
+ * Format versions: 1 had gzip table parts only and no `copy.compression`; 2 (this one) names the compression. A
+ * version-1 archive is refused (nothing was ever released with it).
  */
 
 export const MANIFEST_KEY = 'manifest.json';
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+
+export const COMPRESSIONS = ['zstd', 'gzip'] as const;
+export type Compression = (typeof COMPRESSIONS)[number];
 
 const name = z.string().min(1).max(63).refine((s) => !s.includes('\0'), 'NUL in a name');
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
@@ -88,7 +95,7 @@ export const manifestSchema = z.object({
   apps: z.array(z.object({ name: z.string(), version: z.string() })),
   schema: name,
   serverVersion: z.string(),
-  copy: z.object({ format: z.literal('text'), encoding: z.literal('UTF8') }),
+  copy: z.object({ format: z.literal('text'), encoding: z.literal('UTF8'), compression: z.enum(COMPRESSIONS) }),
   /** In dependency order: a table comes after the tables its foreign keys reference (cycles: by name). */
   tables: z.array(tableSchema),
   /** Sequences that are not identity sequences (serial columns, free-standing sequences). */
@@ -118,7 +125,7 @@ export type TableDefinition = Omit<TableEntry, 'rowCount' | 'bytes' | 'rawBytes'
 export class ArchiveCorruptError extends Error {
   override name = 'ArchiveCorruptError';
   constructor(
-    /** The part's key relative to the archive prefix (`manifest.json`, `tables/x.copy.gz`, `files/…`). */
+    /** The part's key relative to the archive prefix (`manifest.json`, `tables/x.copy.zst`, `files/…`). */
     readonly part: string,
     readonly reason: string,
   ) {
@@ -131,8 +138,8 @@ export class UnsupportedSchemaError extends Error {
   override name = 'UnsupportedSchemaError';
 }
 
-export function tableKey(table: string) {
-  return `tables/${encodeURIComponent(table)}.copy.gz`;
+export function tableKey(table: string, compression: Compression) {
+  return `tables/${encodeURIComponent(table)}.copy.${compression === 'zstd' ? 'zst' : 'gz'}`;
 }
 
 export function fileKey(relative: string) {

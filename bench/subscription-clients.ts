@@ -3,8 +3,9 @@
  * channel) so that 1,000 WebSocket clients never share the API's event loop.
  *
  * Parent → child: `start` (URL, tokens, query, count), `report`, `stop`.
- * Child → parent: `connected` (all subscribed, as far as the client can tell), `complete` (every client has
- * received update `seq`), `report` (latencies), `stopped`.
+ * Child → parent: `connected` (all subscribed, as far as the client can tell), `ready` (every client has received
+ * at least one update: every subscription is live on the server, whichever process serves it), `complete` (every
+ * client has received update `seq`), `report` (latencies), `stopped`.
  *
  * Each measured update carries its send time in the job's step (`fanout:<seq>:<epoch ms>`); the receipt time is
  * taken in the client's `next` callback with the same clock (`performance.timeOrigin + performance.now()`).
@@ -26,6 +27,7 @@ export interface StartMessage {
 export type ParentMessage = StartMessage | { type: 'report' } | { type: 'stop' };
 export type ChildMessage =
   | { type: 'connected'; clients: number; connectMs: number; failures: string[] }
+  | { type: 'ready' }
   | { type: 'complete'; seq: number }
   | { type: 'report'; latencies: number[][]; errors: string[]; closed: number; other: number }
   | { type: 'stopped' }
@@ -39,6 +41,9 @@ let clients: Client[] = [];
 /** latencies[client][seq] (ms), NaN until received. */
 const latencies: number[][] = [];
 const receivedBy = new Map<number, number>();
+/** Clients that have received at least one update (any seq). */
+const live: boolean[] = [];
+let liveCount = 0;
 const errors: string[] = [];
 let closed = 0;
 let other = 0;
@@ -90,6 +95,10 @@ async function start(m: StartMessage) {
               return;
             }
             const seq = Number(match[1]);
+            if (!live[i]) {
+              live[i] = true;
+              if (++liveCount === m.count) send({ type: 'ready' });
+            }
             if (!Number.isNaN(latencies[i]![seq] ?? NaN)) return; // a duplicate delivery counts once
             latencies[i]![seq] = at - Number(match[2]);
             const n = (receivedBy.get(seq) ?? 0) + 1;

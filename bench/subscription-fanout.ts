@@ -9,8 +9,14 @@
  *    in as member i mod 5), BENCH_FANOUT_UPDATES (20) measured updates each;
  *  - BENCH_FANOUT_DISTINCT (default 1000, 0 skips) subscribers that are as many different members of a temporary
  *    tenant (created as the privileged role, dropped at the end), BENCH_FANOUT_DISTINCT_UPDATES (5) updates: the
- *    case where no two subscribers are the same principal to the database.
- * The clients live in a child process (bench/subscription-clients.ts); the API runs here (startBenchApp).
+ *    case where no two subscribers are the same principal to the database;
+ *  - BENCH_FANOUT_PROCESSES (default 2, 0 skips) server processes: the largest size of BENCH_FANOUT_SIZES on tenant 1
+ *    (5 principals) again, the clients connected to `src/main.ts serve` with HTTP_PROCESSES=n (startServerProcesses,
+ *    node:cluster, each process LISTENs itself) instead of the API in this process; the producer is unchanged (here,
+ *    through the database's NOTIFY). The in-process listener count cannot see those processes: the phase starts once
+ *    every client has received an update (BENCH_FANOUT_READY_MS between tries), then the usual warm-up.
+ * The clients live in a child process (bench/subscription-clients.ts); the API runs here (startBenchApp), or in the
+ * server processes for the last phase.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -24,7 +30,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import pg from 'pg';
 import WebSocket from 'ws';
-import { startBenchApp, type BenchApp } from './app.ts';
+import { startBenchApp, startServerProcesses, type BenchApp } from './app.ts';
 import { exitCleanly } from './common.ts';
 import { benchTenantId, benchUserId, uuidOf } from './seed.ts';
 import { JobRun } from '../src/modules/jobs/run.ts';
@@ -43,6 +49,10 @@ const GAP_MS = Number(process.env.BENCH_FANOUT_GAP_MS ?? 250);
 /** An update not received by every client within this time is counted as missed by those that lack it. */
 const UPDATE_TIMEOUT_MS = Number(process.env.BENCH_FANOUT_TIMEOUT_MS ?? 20_000);
 const CONNECT_BATCH = Number(process.env.BENCH_FANOUT_CONNECT_BATCH ?? 100);
+/** Server processes (HTTP_PROCESSES) for the phase served out of process; 0 skips it. */
+const PROCESSES = Number(process.env.BENCH_FANOUT_PROCESSES ?? 2);
+/** Out of process: an update every this many ms until every client has received one (every subscription is live). */
+const READY_RETRY_MS = Number(process.env.BENCH_FANOUT_READY_MS ?? 1000);
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -75,31 +85,41 @@ export interface PhaseResult {
   label: string;
   subscribers: number;
   principals: number;
+  /** 1: the API in the benchmark process; n: `src/main.ts serve` with HTTP_PROCESSES=n (see `servers`). */
+  processes: number;
   updates: number;
   expected: number;
   received: number;
   missed: number;
   /** update sent → client receipt, every (client, update) pair. */
   latency: Stats;
-  /** Per update: sent → the NOTIFY reaches the API's LISTEN connection. */
+  /** Per update: sent → the NOTIFY reaches the API's LISTEN connection (out of process: the benchmark process's). */
   toNotify: Stats;
-  /** Per update: sent → the API hands the first / the last subscriber's message to its WebSocket (ws `send`). */
+  /** Per update: sent → the API hands the first / the last subscriber's message to its WebSocket (ws `send`; NaN out of process). */
   toFirstSend: Stats;
   toLastSend: Stats;
   /** Per update: sent → the last client has it. */
   toLastClient: Stats;
-  /** Memory of the API process after the N clients subscribed minus before, per connection (bytes). */
-  memory: { rssPerConnection: number; heapPerConnection: number; externalPerConnection: number; before: NodeJS.MemoryUsage; after: NodeJS.MemoryUsage };
-  /** SQL round trips the API sent per update, the producer's own, and per subscriber. */
+  /**
+   * Memory of the API process after the N clients subscribed minus before, per connection (bytes). Out of process:
+   * the server processes' RSS (/proc, no gc), heap and external NaN, before/after absent.
+   */
+  memory: { rssPerConnection: number; heapPerConnection: number; externalPerConnection: number; before?: NodeJS.MemoryUsage; after?: NodeJS.MemoryUsage };
+  /** Out of process only: the HTTP processes (node:cluster children), their share of the sockets, CPU and RSS. */
+  servers?: { pids: number[]; primaryPid: number; connections: number[]; cpuMsPerUpdate: number[]; primaryCpuMsPerUpdate: number; rssBefore: number[]; rssAfter: number[]; readyUpdates: number; readyMs: number };
+  /** SQL round trips the API sent per update, the producer's own, and per subscriber (out of process: the producer's only, per subscriber NaN). */
   statementsPerUpdate: number;
   producerStatements: number;
   statementsPerSubscriberEvent: number;
-  /** API process CPU (user + system) per update, and the PostgreSQL backends' CPU (API pool + LISTEN) per update. */
+  /**
+   * API process CPU (user + system) per update (out of process: the server processes', primary included, from /proc),
+   * and the PostgreSQL backends' CPU (API pool + LISTEN, of every process) per update.
+   */
   apiCpuMsPerUpdate: number;
   pgCpuMsPerUpdate: number | null;
   /** A backend closed during the measurement: pgCpuMsPerUpdate is a lower bound. */
   pgCpuPartial: boolean;
-  /** API event-loop delay during the measured updates (ms). */
+  /** API event-loop delay during the measured updates (ms; out of process: the benchmark process's, i.e. the producer's). */
   loopDelay: { p50: number; p99: number; max: number };
   maxPoolWaiting: number;
   connectMs: number;
@@ -176,6 +196,81 @@ async function backendCpu(url: string) {
   };
 }
 
+/** pid → parent pid of every process in /proc. */
+function processTable(): Map<number, number> {
+  const table = new Map<number, number>();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      table.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return table;
+}
+
+/**
+ * The server processes startServerProcesses spawned from this process: the primary (`src/main.ts serve`, a child of
+ * this process) and its node:cluster children (the HTTP processes that hold the sockets).
+ */
+function serverPids(): { primary: number; workers: number[] } {
+  const table = processTable();
+  const cmdline = (pid: number) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const primary = [...table].find(([pid, ppid]) => ppid === process.pid && cmdline(pid).includes('src/main.ts'))?.[0];
+  if (primary === undefined) throw new Error('the server processes are not children of this process (/proc)');
+  return { primary, workers: [...table].filter(([, ppid]) => ppid === primary).map(([pid]) => pid) };
+}
+
+/** Resident set size of a process (bytes), NaN when not readable. */
+function rssOf(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Established TCP connections to 127.0.0.1:port held by each of pids (its server side), from /proc/net/tcp and the fds. */
+function connectionsOf(pids: number[], port: number): number[] {
+  const inodes = new Set<string>();
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length > 9 && f[1]!.endsWith(`:${hexPort}`) && f[3] === '01') inodes.add(f[9]!);
+  }
+  return pids.map((pid) => {
+    let n = 0;
+    try {
+      for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+          if (m && inodes.has(m[1]!)) n++;
+        } catch {
+          // closed meanwhile
+        }
+      }
+    } catch {
+      return NaN;
+    }
+    return n;
+  });
+}
+
+/** Where the clients connect when the API does not run in this process (startServerProcesses). */
+interface Remote {
+  processes: number;
+  url: string;
+}
+
 /**
  * When the API hands each measured message to a subscriber's socket: ws' WebSocket#send, patched for the
  * measurement (the server's sockets are instances of this very module's class; the clients are another process).
@@ -207,11 +302,18 @@ class ClientProcess {
   private readonly completed = new Set<number>();
   private readonly completeWaiters = new Map<number, () => void>();
   private exited = false;
+  private isReady = false;
+  private readyWaiter: (() => void) | undefined;
 
   constructor() {
     const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'subscription-clients.ts');
     this.child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.child.on('message', (m: ChildMessage) => {
+      if (m.type === 'ready') {
+        this.isReady = true;
+        this.readyWaiter?.();
+        return;
+      }
       if (m.type === 'complete') {
         this.completed.add(m.seq);
         this.completeWaiters.get(m.seq)?.();
@@ -245,6 +347,22 @@ class ClientProcess {
         else resolve(m as Extract<ChildMessage, { type: T }>);
       });
       this.waiters.set(type, list);
+    });
+  }
+
+  /** Resolves when every client has received at least one update (true), or after timeoutMs (false). */
+  ready(timeoutMs: number): Promise<boolean> {
+    if (this.isReady) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.readyWaiter = undefined;
+        resolve(false);
+      }, timeoutMs);
+      this.readyWaiter = () => {
+        clearTimeout(timer);
+        this.readyWaiter = undefined;
+        resolve(true);
+      };
     });
   }
 
@@ -348,9 +466,10 @@ async function phase(
   subscribers: number,
   updates: number,
   gc: (() => void) | undefined,
-  opts: { trace: boolean; profile: boolean },
+  opts: { trace: boolean; profile: boolean; remote?: Remote },
   log: (m: string) => void,
 ): Promise<PhaseResult> {
+  const { remote } = opts;
   const { services } = b.app;
   const { tenantId, ownerId } = who;
   // A job of the tenant, created and started as a worker would (its owner requested it) before anyone subscribes.
@@ -371,13 +490,16 @@ async function phase(
   const emitter = (services.events as unknown as { emitter?: EventEmitter }).emitter;
   const listeners = () => emitter?.listenerCount(`job:${tenantId}`) ?? NaN;
 
-  const before = await settledMemory(gc);
+  // Out of process: the HTTP processes (their RSS before anyone connects); in process: this process's memory after gc.
+  const servers = remote ? serverPids() : undefined;
+  const rssBefore = servers ? servers.workers.map(rssOf) : [];
+  const before = remote ? undefined : await settledMemory(gc);
   const clients = new ClientProcess();
   const sends = watchSends();
   try {
     clients.send({
       type: 'start',
-      wsUrl: b.app.url.replace(/^http/, 'ws'),
+      wsUrl: (remote ? remote.url : b.app.url).replace(/^http/, 'ws'),
       tokens: who.tokens,
       query: FANOUT_QUERY,
       variables: { t: Buffer.from(`Tenant:${tenantId}`).toString('base64') },
@@ -387,27 +509,7 @@ async function phase(
     });
     const connected = await clients.next('connected', 180_000);
     if (connected.failures.length) throw new Error(`connection failures: ${connected.failures.slice(0, 5).join('; ')}`);
-    // Every subscription is live once the hub has one listener per subscriber (plus the observer above).
-    const t0 = Date.now();
-    while (!(listeners() >= subscribers + 1)) {
-      if (Date.now() - t0 > 60_000) throw new Error(`only ${listeners() - 1} of ${subscribers} subscriptions are listening`);
-      await sleep(20);
-    }
-    const after = await settledMemory(gc);
-    const memory = {
-      rssPerConnection: (after.rss - before.rss) / subscribers,
-      heapPerConnection: (after.heapUsed - before.heapUsed) / subscribers,
-      externalPerConnection: (after.external - before.external) / subscribers,
-      before,
-      after,
-    };
     const principals = Math.min(subscribers, who.tokens.length);
-    log(
-      `  ${subscribers} subscriber(s) as ${principals} principal(s) (${who.label}) connected in ${connected.connectMs} ms; API memory ` +
-        `+${f1((after.rss - before.rss) / 2 ** 20)} MiB RSS, +${f1((after.heapUsed - before.heapUsed) / 2 ** 20)} MiB heap → ` +
-        `${f1(memory.rssPerConnection / 1024)} KiB RSS, ${f1(memory.heapPerConnection / 1024)} KiB heap per connection${gc ? '' : ' (no gc: settle delay only)'}`,
-    );
-
     let seq = 0;
     let progress = 1;
     const update = async () => {
@@ -416,6 +518,50 @@ async function phase(
       await run.progress(++progress, `fanout:${s}:${sent.toFixed(3)}`);
       return { s, sent };
     };
+    let memory: PhaseResult['memory'];
+    let ready = { updates: 0, ms: 0 };
+    if (!remote) {
+      // Every subscription is live once the hub has one listener per subscriber (plus the observer above).
+      const t0 = Date.now();
+      while (!(listeners() >= subscribers + 1)) {
+        if (Date.now() - t0 > 60_000) throw new Error(`only ${listeners() - 1} of ${subscribers} subscriptions are listening`);
+        await sleep(20);
+      }
+      const after = await settledMemory(gc);
+      memory = {
+        rssPerConnection: (after.rss - before!.rss) / subscribers,
+        heapPerConnection: (after.heapUsed - before!.heapUsed) / subscribers,
+        externalPerConnection: (after.external - before!.external) / subscribers,
+        before,
+        after,
+      };
+      log(
+        `  ${subscribers} subscriber(s) as ${principals} principal(s) (${who.label}) connected in ${connected.connectMs} ms; API memory ` +
+          `+${f1((after.rss - before!.rss) / 2 ** 20)} MiB RSS, +${f1((after.heapUsed - before!.heapUsed) / 2 ** 20)} MiB heap → ` +
+          `${f1(memory.rssPerConnection / 1024)} KiB RSS, ${f1(memory.heapPerConnection / 1024)} KiB heap per connection${gc ? '' : ' (no gc: settle delay only)'}`,
+      );
+    } else {
+      // The server processes' hubs are not visible from here: every subscription is live once every client has
+      // received an update. Updates until then (not measured), one every READY_RETRY_MS at most.
+      const t0 = Date.now();
+      while (!(await clients.ready(0))) {
+        if (Date.now() - t0 > 120_000) throw new Error(`not every client received an update within 120 s (${ready.updates} updates)`);
+        await update();
+        ready.updates++;
+        await clients.ready(READY_RETRY_MS);
+      }
+      ready.ms = Date.now() - t0;
+      await sleep(500);
+      const rssAfter = servers!.workers.map(rssOf);
+      const grown = rssAfter.reduce((a, x, k) => a + x - rssBefore[k]!, 0);
+      memory = { rssPerConnection: grown / subscribers, heapPerConnection: NaN, externalPerConnection: NaN };
+      log(
+        `  ${subscribers} subscriber(s) as ${principals} principal(s) (${who.label}) on ${remote.processes} server processes (pids ` +
+          `${servers!.workers.join(', ')}), connected in ${connected.connectMs} ms, every client had an update ${ready.ms} ms later ` +
+          `(${ready.updates} update(s)); sockets per process ${connectionsOf(servers!.workers, Number(new URL(remote.url).port)).join(' / ')}; ` +
+          `server RSS +${f1(grown / 2 ** 20)} MiB → ${f1(memory.rssPerConnection / 1024)} KiB per connection (no gc)`,
+      );
+    }
     // Warm-up updates (not measured): each must reach every client too.
     for (let w = 0; w < WARMUP_UPDATES; w++) {
       // The SQL of the first warm-up update, as the driver sends it (Database's observer, where it has one).
@@ -441,6 +587,7 @@ async function phase(
     const statements0 = services.db.statements;
     const pgCpu = await backendCpu(url);
     const cpu0 = process.cpuUsage();
+    const serverCpu0 = servers ? [...servers.workers, servers.primary].map((pid) => cpuMsOf(pid) ?? NaN) : [];
     const loop = monitorEventLoopDelay({ resolution: 5 });
     loop.enable();
     let maxPoolWaiting = 0;
@@ -469,6 +616,7 @@ async function phase(
     loop.disable();
     // CPU and statements per update (the GAP_MS pauses are idle, so these are not rates).
     const cpu = process.cpuUsage(cpu0);
+    const serverCpu = servers ? [...servers.workers, servers.primary].map((pid, k) => ((cpuMsOf(pid) ?? NaN) - serverCpu0[k]!) / updates) : [];
     const pg1 = await pgCpu();
     const statements = services.db.statements - statements0;
 
@@ -491,11 +639,12 @@ async function phase(
     }
     const notices = noticeTimes.slice(noticesBefore);
     const since = (m: Map<number, number>) => measured.map((s) => (m.get(s) ?? NaN) - sentAt.get(s)!);
-    const perSubscriber = (statements / updates - producerStatements) / subscribers;
+    const perSubscriber = remote ? NaN : (statements / updates - producerStatements) / subscribers;
     const result: PhaseResult = {
       label: who.label,
       subscribers,
       principals,
+      processes: remote?.processes ?? 1,
       updates,
       expected: subscribers * updates,
       received: latencies.length,
@@ -509,7 +658,7 @@ async function phase(
       statementsPerUpdate: statements / updates,
       producerStatements,
       statementsPerSubscriberEvent: perSubscriber,
-      apiCpuMsPerUpdate: (cpu.user + cpu.system) / 1000 / updates,
+      apiCpuMsPerUpdate: remote ? serverCpu.reduce((a, b) => a + b, 0) : (cpu.user + cpu.system) / 1000 / updates,
       pgCpuMsPerUpdate: pg1 ? pg1.ms / updates : null,
       pgCpuPartial: pg1?.partial ?? false,
       loopDelay: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
@@ -518,11 +667,35 @@ async function phase(
       errors: report.errors,
       otherEvents: report.other,
     };
+    if (servers) {
+      result.servers = {
+        pids: servers.workers,
+        primaryPid: servers.primary,
+        connections: connectionsOf(servers.workers, Number(new URL(remote!.url).port)),
+        cpuMsPerUpdate: serverCpu.slice(0, -1),
+        primaryCpuMsPerUpdate: serverCpu.at(-1)!,
+        rssBefore,
+        rssAfter: servers.workers.map(rssOf),
+        readyUpdates: ready.updates,
+        readyMs: ready.ms,
+      };
+    }
     const l = result.latency;
     log(
-      `  ${subscribers} subscriber(s) × ${updates} updates: received ${result.received}/${result.expected}, missed ${missed}; ` +
+      `  ${subscribers} subscriber(s) × ${updates} updates${remote ? ` (${remote.processes} server processes)` : ''}: received ${result.received}/${result.expected}, missed ${missed}; ` +
         `latency p50 ${f1(l.p50)} ms, p95 ${f1(l.p95)} ms, p99 ${f1(l.p99)} ms, max ${f1(l.max)} ms (target p99 < 100 ms)`,
     );
+    if (remote) {
+      log(
+        `    per update (p50): → NOTIFY at this process's LISTEN ${f1(result.toNotify.p50)} ms, → last client ${f1(result.toLastClient.p50)} ms ` +
+          `(max ${f1(result.toLastClient.max)} ms); server CPU per update ${serverCpu.slice(0, -1).map(f1).join(' + ')} ms (HTTP processes) + ` +
+          `${f1(serverCpu.at(-1)!)} ms (primary), ${(result.apiCpuMsPerUpdate / subscribers).toFixed(3)} ms per subscriber; PostgreSQL CPU ` +
+          `${result.pgCpuMsPerUpdate === null ? '?' : `${result.pgCpuPartial ? '≥ ' : ''}${f1(result.pgCpuMsPerUpdate)}`} ms/update (every process's backends)`,
+      );
+      if (report.errors.length) log(`    ${report.errors.length} client errors, e.g. ${report.errors.slice(0, 3).join(' | ')}`);
+      if (report.closed) log(`    ${report.closed} connections closed by the server`);
+      return result;
+    }
     log(
       `    per update (p50): → NOTIFY at the API ${f1(result.toNotify.p50)} ms, → first ws send ${f1(result.toFirstSend.p50)} ms, ` +
         `→ last ws send ${f1(result.toLastSend.p50)} ms, → last client ${f1(result.toLastClient.p50)} ms (max ${f1(result.toLastClient.max)} ms)`,
@@ -570,18 +743,28 @@ export async function subscriptionFanout(url: string, log = console.log): Promis
         await distinct.drop();
       }
     }
+    if (PROCESSES > 0) {
+      // The same largest phase, served by PROCESSES `src/main.ts serve` processes (the "worker per core" deployment).
+      const servers = await startServerProcesses(url, PROCESSES);
+      try {
+        phases.push(await phase(url, b, seeded, biggest, UPDATES, gc, { trace: false, profile: false, remote: { processes: PROCESSES, url: servers.url } }, log));
+      } finally {
+        await servers.stop();
+      }
+    }
     const base = phases[0]!;
     for (const p of phases.slice(1)) {
       log(
-        `${p.subscribers} subscribers as ${p.principals} principal(s) vs ${base.subscribers}: p50 ×${(p.latency.p50 / base.latency.p50).toFixed(1)}, ` +
+        `${p.subscribers} subscribers as ${p.principals} principal(s)${p.processes > 1 ? ` on ${p.processes} server processes` : ''} vs ${base.subscribers}: p50 ×${(p.latency.p50 / base.latency.p50).toFixed(1)}, ` +
           `p99 ×${(p.latency.p99 / base.latency.p99).toFixed(1)}, update → last client ×${(p.toLastClient.p50 / base.toLastClient.p50).toFixed(1)}`,
       );
     }
     const worst = phases.filter((p) => p.subscribers >= 1000);
     for (const p of worst) {
       log(
-        `RESULT ${p.subscribers} subscribers / ${p.principals} principals: p99 ${f1(p.latency.p99)} ms (target < 100 ms: ${p.latency.p99 < 100 ? 'met' : 'MISSED'}), ` +
-          `missed events ${p.missed} (${p.missed === 0 ? 'ok' : 'FAILED'}), ${f1(p.memory.rssPerConnection / 1024)} KiB RSS / ${f1(p.memory.heapPerConnection / 1024)} KiB heap per connection`,
+        `RESULT ${p.subscribers} subscribers / ${p.principals} principals${p.processes > 1 ? ` / ${p.processes} server processes` : ''}: p99 ${f1(p.latency.p99)} ms (target < 100 ms: ${p.latency.p99 < 100 ? 'met' : 'MISSED'}), ` +
+          `missed events ${p.missed} (${p.missed === 0 ? 'ok' : 'FAILED'}), ${f1(p.memory.rssPerConnection / 1024)} KiB RSS` +
+          (p.processes > 1 ? ' (server processes, no gc)' : ` / ${f1(p.memory.heapPerConnection / 1024)} KiB heap`) + ' per connection',
       );
     }
     return { poolSize, phases };

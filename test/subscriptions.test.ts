@@ -169,3 +169,50 @@ describe('tenantJobs: reads shared by the subscribers of one principal, never ac
     await run.complete();
   });
 });
+
+describe('tenantJobs: one transaction per subscriber per event', () => {
+  it('loads the payload, a relation included, once under the subscriber’s context: the load is the visibility check', async () => {
+    const member = await signUp(app, 'one-read-member');
+    const oneTenant = await createTenant(owner, 'one-read');
+    await addMember(owner, oneTenant.id, member, 'MEMBER');
+    const tenantId = uuidFromGlobalId('Tenant', oneTenant.id, 'tenantId');
+    const ownerId = uuidFromGlobalId('User', owner.id, 'userId');
+    const job = await app.services.db.withContext({ userId: ownerId }, (tx) =>
+      tx.job.create({ data: { tenantId, type: 'site-provision', requestedBy: ownerId, maxAttempts: 1 } }),
+    );
+    const run = new JobRun(app.services, { tenantId, userId: ownerId, requestId: 'test', jobId: job.id }, 1, 1);
+    expect(await run.begin()).toBe(true);
+    const events: any[] = [];
+    const errors: unknown[] = [];
+    connect(member.gql.token!).subscribe(
+      { query: `subscription($t: ID!) { tenantJobs(tenantId: $t) { id step requestedBy { email } } }`, variables: { t: oneTenant.id } },
+      { next: (v) => (v.errors ? errors.push(...v.errors) : events.push((v.data as any).tenantJobs)), error: (e) => errors.push(e), complete: () => undefined },
+    );
+    let progress = 0;
+    for (let i = 0; i < 50 && events.length === 0; i++) {
+      await run.progress(++progress, `warm-up ${progress}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 200));
+
+    // The statements that read this job, while one update reaches the one subscriber.
+    const seen: string[] = [];
+    app.services.db.observer = (q) => {
+      const { text, values } = typeof q === 'string' ? { text: q, values: [] } : (q as { text: string; values?: unknown[] });
+      if (/^\s*SELECT/i.test(text) && text.includes('"app_public"."jobs"') && (values ?? []).includes(job.id)) seen.push(text);
+    };
+    try {
+      await run.progress(++progress, 'measured');
+      await until(() => events.some((e) => e.step === 'measured'));
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      app.services.db.observer = undefined;
+    }
+    const payloadReads = seen.filter((t) => t.includes('"step"'));
+    expect(seen.filter((t) => /count\(/i.test(t))).toEqual([]);
+    expect(payloadReads).toHaveLength(1);
+    expect(events.find((e) => e.step === 'measured')).toMatchObject({ requestedBy: { email: owner.email } });
+    expect(errors).toEqual([]);
+    await run.complete();
+  });
+});

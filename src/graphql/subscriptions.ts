@@ -1,3 +1,5 @@
+import { queryFromInfo } from '@pothos/plugin-prisma';
+import type { GraphQLResolveInfo } from 'graphql';
 import type { Tx } from '../db/database.ts';
 import type { Context } from './context.ts';
 import { notFound } from './errors.ts';
@@ -34,31 +36,33 @@ function sharedRead<T>(notice: unknown, key: string, read: () => Promise<T>): Pr
   return p;
 }
 
-/** An id per visibility function: subscribers share a check's answer only when they check with the same function. */
-const checkIds = new WeakMap<object, number>();
-let lastCheckId = 0;
-function checkId(check: object) {
-  let id = checkIds.get(check);
-  if (id === undefined) checkIds.set(check, (id = ++lastCheckId));
-  return id;
+/** A subscription event as visibleEvents yields it: the notice, its payload, and the name of the read that loaded it. */
+export interface LoadedEvent<N, T> {
+  notice: N;
+  item: T;
+  key: string;
 }
 
 /**
- * Filters row-change notices to those the subscriber can still see, checked in a fresh transaction under the
- * subscriber's own context for every event: a member who lost access simply stops receiving. Subscribers with the
- * same RLS inputs and the same check share one check per notice (sharedRead).
+ * The events a subscriber may see, with their payload: for every row-change notice, the row is loaded in one fresh
+ * transaction under the subscriber's own context, with the subscriber's selection (`load`; the selection computed once
+ * in `subscribe`, subscriptionSelection). The load is the visibility check: a row the policies hide from this subscriber (or a row gone) comes
+ * back as null and the notice is skipped, so a member who lost access simply stops receiving. One transaction per
+ * subscriber per event, and subscribers with the same RLS inputs that load the same thing (`key`: the model and the
+ * selection) share one load per notice (sharedRead); the row object is then shared too, so nothing may mutate it.
  */
-export async function* visibleNotices<N>(
+export async function* visibleEvents<N, T>(
   ctx: Context,
   notices: AsyncIterable<N>,
-  isVisible: (tx: Tx, notice: N) => Promise<boolean>,
+  key: string,
+  load: (tx: Tx, notice: N) => Promise<T | null>,
   abort: AbortController,
-): AsyncGenerator<N> {
-  const key = `visible:${checkId(isVisible)}:${rlsKey(ctx)}`;
+): AsyncGenerator<LoadedEvent<N, T>> {
+  const shared = `load:${key}:${rlsKey(ctx)}`;
   try {
     for await (const notice of notices) {
-      const visible = await sharedRead(notice, key, () => ctx.services.db.withContext(settingsOf(ctx), (tx) => isVisible(tx, notice)));
-      if (visible) yield notice;
+      const item = await sharedRead(notice, shared, () => ctx.services.db.withContext(settingsOf(ctx), (tx) => load(tx, notice)));
+      if (item !== null) yield { notice, item, key };
     }
   } finally {
     abort.abort();
@@ -66,22 +70,36 @@ export async function* visibleNotices<N>(
 }
 
 /**
- * Loads one event's payload, with the subscriber's whole selection (Pothos `query`), in its own transaction under
- * the subscriber's context. Nested fields are served from that load: Pothos' fallback loaders are cached per
- * context, and a subscription's context outlives every event (pothos#1327).
- *
- * With `share` (the notice and a key naming the read, e.g. the model and the selection), subscribers with the same
- * RLS inputs that load the same thing for the same notice share one load; the row object is then shared too, so
- * nothing may mutate it.
+ * The Prisma selection of a subscription field's payload, from the `info` its `subscribe` receives: the same
+ * operation, variables and path as every event's resolver, so the same selection as the resolver's `query`
+ * (eventPayload checks that, event by event).
  */
-export async function loadEvent<T>(ctx: Context, load: (tx: Tx) => Promise<T | null>, share?: { notice: unknown; key: string }): Promise<T> {
-  const read = () => ctx.services.db.withContext(settingsOf(ctx), load);
-  const item = await (share ? sharedRead(share.notice, `load:${share.key}:${rlsKey(ctx)}`, read) : read());
+export async function subscriptionSelection(ctx: Context, info: GraphQLResolveInfo): Promise<object> {
+  return (await queryFromInfo({ context: ctx, info, awaitSelections: true })) as object;
+}
+
+/**
+ * A prismaField resolver's payload for an event of visibleEvents: the row already loaded, when it was loaded under
+ * the key the resolver's own selection gives; otherwise (a selection that differs from the one computed at
+ * subscribe) loaded again with the resolver's selection, under the subscriber's context (loadEvent).
+ */
+export function eventPayload<N, T>(ctx: Context, event: LoadedEvent<N, T>, key: string, load: (tx: Tx) => Promise<T | null>): T | Promise<T> {
+  return event.key === key ? event.item : loadEvent(ctx, load);
+}
+
+/**
+ * Loads one event's payload, with the resolver's selection (Pothos `query`), in its own transaction under the
+ * subscriber's context: eventPayload's fallback. Nested fields are served from the payload's load (here or in
+ * visibleEvents), with the subscriber's whole selection: Pothos' fallback loaders are cached per context, and a
+ * subscription's context outlives every event (pothos#1327).
+ */
+export async function loadEvent<T>(ctx: Context, load: (tx: Tx) => Promise<T | null>): Promise<T> {
+  const item = await ctx.services.db.withContext(settingsOf(ctx), load);
   if (item === null) throw notFound('event');
   return item;
 }
 
-/** A key naming a Pothos/Prisma selection, for loadEvent's `share`. */
+/** A key naming a Pothos/Prisma selection (visibleEvents' and eventPayload's `key`, after the model's name). */
 export const selectionKey = (query: object) => JSON.stringify(query, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v));
 
 /** Checks access once when a subscription starts (same context rules as a request). */

@@ -1,5 +1,6 @@
 import { builder } from '../../graphql/builder.ts';
-import { checkOnSubscribe, loadEvent, visibleNotices } from '../../graphql/subscriptions.ts';
+import { checkOnSubscribe, eventPayload, selectionKey, subscriptionSelection, visibleEvents, type LoadedEvent } from '../../graphql/subscriptions.ts';
+import type { Tx } from '../../db/database.ts';
 import type { ChangeNotice } from '../../graphql/events.ts';
 import { uuidFromGlobalId } from '../../graphql/ids.ts';
 import { requireTenantRole } from '../tenants/access.ts';
@@ -27,20 +28,20 @@ builder.subscriptionField('auditEvents', (t) =>
     type: 'AuditEvent',
     description: 'Each new audit entry of the tenant, for its admins and owners.',
     args: { tenantId: t.arg.id({ required: true }) },
-    subscribe: async (_root, args, ctx) => {
+    subscribe: async (_root, args, ctx, info) => {
       const tenantId = uuidFromGlobalId('Tenant', String(args.tenantId), 'tenantId');
       await checkOnSubscribe(ctx, () => requireTenantRole(ctx, tenantId, 'ADMIN'));
+      const query = await subscriptionSelection(ctx, info);
       const abort = new AbortController();
-      return visibleNotices(
-        ctx,
-        ctx.services.events.notices('audit', tenantId, abort.signal),
-        async (tx, n) => (await tx.auditEvent.count({ where: { tenantId: n.tenantId, id: BigInt(n.id) } })) > 0,
-        abort,
-      );
+      // The load under the subscriber's context is the visibility check: an entry the policies hide is skipped.
+      return visibleEvents(ctx, ctx.services.events.notices('audit', tenantId, abort.signal), `auditEvent:${selectionKey(query)}`, (tx, n) => loadAuditEvent(query, n)(tx), abort);
     },
-    resolve: (query, notice, _args, ctx) => {
-      const n = notice as unknown as ChangeNotice;
-      return loadEvent(ctx, (tx) => tx.auditEvent.findUnique({ ...query, where: { tenantId_id: { tenantId: n.tenantId, id: BigInt(n.id) } } }));
+    resolve: (query, event, _args, ctx) => {
+      const e = event as unknown as LoadedEvent<ChangeNotice, NonNullable<Awaited<ReturnType<ReturnType<typeof loadAuditEvent>>>>>;
+      return eventPayload(ctx, e, `auditEvent:${selectionKey(query)}`, loadAuditEvent(query, e.notice));
     },
   }),
 );
+
+/** The audit entry of a notice, with the subscriber's selection, under the subscriber's context: null when the policies hide it. */
+const loadAuditEvent = (query: object, n: ChangeNotice) => (tx: Tx) => tx.auditEvent.findUnique({ ...(query as {}), where: { tenantId_id: { tenantId: n.tenantId, id: BigInt(n.id) } } });

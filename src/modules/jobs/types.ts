@@ -1,6 +1,6 @@
 import { builder } from '../../graphql/builder.ts';
 import { tenantScopedIdFromGlobalId, uuidFromGlobalId } from '../../graphql/ids.ts';
-import { checkOnSubscribe, loadEvent, selectionKey, visibleNotices } from '../../graphql/subscriptions.ts';
+import { checkOnSubscribe, eventPayload, selectionKey, subscriptionSelection, visibleEvents, type LoadedEvent } from '../../graphql/subscriptions.ts';
 import type { ChangeNotice } from '../../graphql/events.ts';
 import type { Context } from '../../graphql/context.ts';
 import type { Tx } from '../../db/database.ts';
@@ -64,37 +64,46 @@ builder.subscriptionFields((t) => ({
     type: 'Job',
     description: 'Every status, progress or step change of one job.',
     args: { jobId: t.arg.id({ required: true }) },
-    subscribe: async (_root, args, ctx) => {
+    subscribe: async (_root, args, ctx, info) => {
       const { tenantId, id } = tenantScopedIdFromGlobalId('Job', String(args.jobId), 'jobId');
       await checkOnSubscribe(ctx, async () => {
         if (!(await jobVisible(ctx.db, { kind: 'job', tenantId, id }))) throw notFound('job');
       });
+      const query = await subscriptionSelection(ctx, info);
       const abort = new AbortController();
       const notices = ctx.services.events.notices('job', tenantId, abort.signal);
       const ofThisJob = (async function* () {
         for await (const n of notices) if (n.id === id) yield n;
       })();
-      return visibleNotices(ctx, ofThisJob, jobVisible, abort);
+      return visibleJobs(ctx, query, ofThisJob, abort);
     },
-    resolve: (query, notice, _args, ctx) => loadJob(ctx, query, notice as unknown as ChangeNotice),
+    resolve: (query, event, _args, ctx) => jobPayload(ctx, query, event as unknown as JobEvent),
   }),
   tenantJobs: t.prismaField({
     type: 'Job',
     description: 'Every change of every job of a tenant, for its members.',
     args: { tenantId: t.arg.id({ required: true }) },
-    subscribe: async (_root, args, ctx) => {
+    subscribe: async (_root, args, ctx, info) => {
       const tenantId = uuidFromGlobalId('Tenant', String(args.tenantId), 'tenantId');
       await checkOnSubscribe(ctx, () => requireTenantRole(ctx, tenantId, 'VIEWER'));
+      const query = await subscriptionSelection(ctx, info);
       const abort = new AbortController();
-      return visibleNotices(ctx, ctx.services.events.notices('job', tenantId, abort.signal), jobVisible, abort);
+      return visibleJobs(ctx, query, ctx.services.events.notices('job', tenantId, abort.signal), abort);
     },
-    resolve: (query, notice, _args, ctx) => loadJob(ctx, query, notice as unknown as ChangeNotice),
+    resolve: (query, event, _args, ctx) => jobPayload(ctx, query, event as unknown as JobEvent),
   }),
 }));
 
-function loadJob(ctx: Context, query: object, n: ChangeNotice) {
-  return loadEvent(ctx, (tx) => tx.job.findUnique({ ...(query as {}), where: { tenantId_id: { tenantId: n.tenantId, id: n.id } } }), {
-    notice: n,
-    key: `job:${selectionKey(query)}`,
-  });
+/** The job of a notice, with the subscriber's selection, under the subscriber's context: null when the policies hide it. */
+const loadJob = (query: object, n: ChangeNotice) => (tx: Tx) => tx.job.findUnique({ ...(query as {}), where: { tenantId_id: { tenantId: n.tenantId, id: n.id } } });
+
+type JobEvent = LoadedEvent<ChangeNotice, NonNullable<Awaited<ReturnType<ReturnType<typeof loadJob>>>>>;
+
+/** Each job change the subscriber can see, its payload loaded with the subscription's selection (one transaction per event). */
+function visibleJobs(ctx: Context, query: object, notices: AsyncIterable<ChangeNotice>, abort: AbortController) {
+  return visibleEvents(ctx, notices, `job:${selectionKey(query)}`, (tx, n) => loadJob(query, n)(tx), abort);
+}
+
+function jobPayload(ctx: Context, query: object, event: JobEvent) {
+  return eventPayload(ctx, event, `job:${selectionKey(query)}`, loadJob(query, event.notice));
 }

@@ -22,6 +22,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Session } from 'node:inspector/promises';
@@ -123,6 +124,12 @@ export interface PhaseResult {
   loopDelay: { p50: number; p99: number; max: number };
   maxPoolWaiting: number;
   connectMs: number;
+  /**
+   * The machine during the measured updates (cores busy on average, /proc/stat), and its share by who: the API
+   * (this process, or the server processes and this process, the producer), its PostgreSQL backends, the client
+   * process, and everything else (other work on the machine). null when /proc is not readable.
+   */
+  machine: { coresBusy: number; apiCores: number; pgCores: number; clientCores: number; otherCores: number } | null;
   errors: string[];
   otherEvents: number;
 }
@@ -194,6 +201,17 @@ async function backendCpu(url: string) {
     for (const pid of end) ms += (cpuMsOf(pid) ?? 0) - (start.get(pid) ?? 0);
     return { ms, partial: [...start.keys()].some((pid) => !end.includes(pid)) };
   };
+}
+
+/** CPU time (ms, every core) the machine spent busy so far (/proc/stat: all but idle and iowait); undefined without /proc. */
+function machineBusyMs(): number | undefined {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const busy = f.slice(0, 8).reduce((a, b) => a + b, 0) - f[3]! - f[4]!; // user … steal, minus idle and iowait
+    return (busy * 1000) / 100; // USER_HZ = 100
+  } catch {
+    return undefined;
+  }
 }
 
 /** pid → parent pid of every process in /proc. */
@@ -297,7 +315,7 @@ function watchSends() {
 }
 
 class ClientProcess {
-  private readonly child: ChildProcess;
+  readonly child: ChildProcess;
   private readonly waiters = new Map<string, Array<(m: ChildMessage) => void>>();
   private readonly completed = new Set<number>();
   private readonly completeWaiters = new Map<number, () => void>();
@@ -587,6 +605,7 @@ async function phase(
     const statements0 = services.db.statements;
     const pgCpu = await backendCpu(url);
     const cpu0 = process.cpuUsage();
+    const machine0 = { at: performance.now(), busy: machineBusyMs(), clients: cpuMsOf(clients.child.pid ?? -1) };
     const serverCpu0 = servers ? [...servers.workers, servers.primary].map((pid) => cpuMsOf(pid) ?? NaN) : [];
     const loop = monitorEventLoopDelay({ resolution: 5 });
     loop.enable();
@@ -616,8 +635,18 @@ async function phase(
     loop.disable();
     // CPU and statements per update (the GAP_MS pauses are idle, so these are not rates).
     const cpu = process.cpuUsage(cpu0);
+    const machine1 = { at: performance.now(), busy: machineBusyMs(), clients: cpuMsOf(clients.child.pid ?? -1) };
     const serverCpu = servers ? [...servers.workers, servers.primary].map((pid, k) => ((cpuMsOf(pid) ?? NaN) - serverCpu0[k]!) / updates) : [];
     const pg1 = await pgCpu();
+    const elapsed = machine1.at - machine0.at;
+    let machine: PhaseResult['machine'] = null;
+    if (machine0.busy !== undefined && machine1.busy !== undefined) {
+      const apiMs = (cpu.user + cpu.system) / 1000 + (servers ? serverCpu.reduce((a, b) => a + b, 0) * updates : 0);
+      const pgMs = (pg1?.ms ?? 0);
+      const clientMs = (machine1.clients ?? 0) - (machine0.clients ?? 0);
+      const busyMs = machine1.busy - machine0.busy;
+      machine = { coresBusy: busyMs / elapsed, apiCores: apiMs / elapsed, pgCores: pgMs / elapsed, clientCores: clientMs / elapsed, otherCores: (busyMs - apiMs - pgMs - clientMs) / elapsed };
+    }
     const statements = services.db.statements - statements0;
 
     clients.send({ type: 'report' });
@@ -663,6 +692,7 @@ async function phase(
       pgCpuPartial: pg1?.partial ?? false,
       loopDelay: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
       maxPoolWaiting,
+      machine,
       connectMs: connected.connectMs,
       errors: report.errors,
       otherEvents: report.other,
@@ -694,6 +724,12 @@ async function phase(
       );
       if (report.errors.length) log(`    ${report.errors.length} client errors, e.g. ${report.errors.slice(0, 3).join(' | ')}`);
       if (report.closed) log(`    ${report.closed} connections closed by the server`);
+      if (machine) {
+        log(
+          `    machine during the measured updates: ${machine.coresBusy.toFixed(2)} of ${os.cpus().length} cores busy — API${remote ? ' (server processes + this process)' : ''} ${machine.apiCores.toFixed(2)}, ` +
+            `its PostgreSQL backends ${machine.pgCores.toFixed(2)}, client process ${machine.clientCores.toFixed(2)}, everything else ${machine.otherCores.toFixed(2)}`,
+        );
+      }
       return result;
     }
     log(
@@ -708,6 +744,12 @@ async function phase(
     );
     if (report.errors.length) log(`    ${report.errors.length} client errors, e.g. ${report.errors.slice(0, 3).join(' | ')}`);
     if (report.closed) log(`    ${report.closed} connections closed by the server`);
+    if (machine) {
+      log(
+        `    machine during the measured updates: ${machine.coresBusy.toFixed(2)} of ${os.cpus().length} cores busy — API${remote ? ' (server processes + this process)' : ''} ${machine.apiCores.toFixed(2)}, ` +
+          `its PostgreSQL backends ${machine.pgCores.toFixed(2)}, client process ${machine.clientCores.toFixed(2)}, everything else ${machine.otherCores.toFixed(2)}`,
+      );
+    }
     return result;
   } finally {
     sends.restore();
@@ -774,7 +816,6 @@ export async function subscriptionFanout(url: string, log = console.log): Promis
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const os = await import('node:os');
   const { createBenchDatabase } = await import('./db.ts');
   const { seed, seedOptionsFromEnv } = await import('./seed.ts');
   const load = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');

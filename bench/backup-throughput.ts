@@ -10,9 +10,11 @@
  *   pg_total_relation_size (heap + TOAST + indexes), then `vacuum analyze`. See fillSite() for what the rows are.
  * - Phases are taken from the job's `step` column, polled every 50 ms (and the job's own phase timings, when its
  *   log has them); job durations from its started_at / completed_at.
- * - Floors, same data, same run: COPY … TO STDOUT of every table into /dev/null (database read), the same through
- *   gzip at the archive's level, the archive's codec and hashes on a sample in memory (one thread), a PutObject /
- *   a multipart upload / a GetObject + sha256 of as many bytes as the archive stored, against the same s3rver.
+ * - Floors, same data, same run: COPY … TO STDOUT of every table into /dev/null (database read); the same through
+ *   the archive's codec into local files (database read + compression); those files decompressed into COPY FROM …
+ *   WITH (FREEZE) of fresh tables in one transaction (a restore's load without S3); codecs and hashes on a sample in
+ *   memory (one thread); a PutObject / a multipart upload / a GetObject + sha256 of as many bytes as the archive
+ *   stored, against the same s3rver. CPU seconds of this process and of the PostgreSQL server (/proc) for each.
  *
  * Knobs: BENCH_SITE_MB (1024), BENCH_CPU_PROF=<prefix> (writes <prefix>-backup.cpuprofile and
  * <prefix>-restore.cpuprofile of this process during each job), BENCH_ROW_CHECK=0 skips the before/after row check.
@@ -29,7 +31,7 @@ import zlib from 'node:zlib';
 import { Session } from 'node:inspector/promises';
 import pg from 'pg';
 import pino from 'pino';
-import { to as copyTo } from 'pg-copy-streams';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { loadConfig } from '../src/config.ts';
@@ -83,6 +85,7 @@ export interface BackupThroughputResult {
   floors: {
     copyRead: Timed;
     copyCompress: Timed;
+    load: Timed;
     s3Put: Timed;
     s3Multipart: Timed;
     s3GetHash: Timed;
@@ -227,17 +230,38 @@ function restorePhases(steps: Array<{ step: string; at: number }>, end: number) 
  *   trigger per row would triple the fill time; the ids are valid by construction and counted afterwards).
  * COPY text of this compresses 2.3× (gzip -1) to 2.9× (gzip -6): text-like, not repetitive, not random.
  */
-export async function fillSite(c: pg.Client, schema: string, targetBytes: number, log: (m: string) => void) {
-  const q = (s: string) => `"${s}"`;
-  const S = q(schema);
+export async function fillSite(url: string, schema: string, targetBytes: number, log: (m: string) => void) {
+  // Two sessions: notes on one, contacts then deals on the other (the fill is not what is measured).
+  const c = new pg.Client({ connectionString: url });
+  const d = new pg.Client({ connectionString: url });
+  await c.connect();
+  await d.connect();
+  try {
+    await Promise.all([fillNotes(c, schema, targetBytes, log), fillCrm(d, schema, targetBytes, log)]);
+    const t = now();
+    for (const table of ['notes', 'contacts', 'deals']) await c.query(`vacuum analyze "${schema}"."${table}"`);
+    log(`  vacuum analyze (${(now() - t).toFixed(1)} s)`);
+  } finally {
+    await c.end();
+    await d.end();
+  }
+}
+
+const fillRows = (targetBytes: number) => ({
   // Bytes of pg_total_relation_size per row (measured on this data set) and each table's share of the total.
-  const rows = {
-    notes: Math.max(1000, Math.round((0.7 * targetBytes) / 1620)),
-    contacts: Math.max(1000, Math.round((0.12 * targetBytes) / 123)),
-    deals: Math.max(1000, Math.round((0.18 * targetBytes) / 94)),
-  };
-  const syllables = `array['ka','lo','mi','ne','ra','to','su','vi','den','mar','tel','pro','con','sta','ber','lin','gar','fo','qui','zen','al','es','ur','ing','tion','ex','pa','ro','sel','da','an','the','or','in','ly','ment','ver','is','ca','ter']`;
-  const u = (expr: string) => `((hashint8(${expr}) & 2147483647) / 2147483648.0::float8)`; // uniform [0, 1)
+  notes: Math.max(1000, Math.round((0.7 * targetBytes) / 1620)),
+  contacts: Math.max(1000, Math.round((0.12 * targetBytes) / 123)),
+  deals: Math.max(1000, Math.round((0.18 * targetBytes) / 94)),
+});
+const SYLLABLES = `array['ka','lo','mi','ne','ra','to','su','vi','den','mar','tel','pro','con','sta','ber','lin','gar','fo','qui','zen','al','es','ur','ing','tion','ex','pa','ro','sel','da','an','the','or','in','ly','ment','ver','is','ca','ter']`;
+/** Uniform in [0, 1) from a hash of `expr`. */
+const uniform = (expr: string) => `((hashint8(${expr}) & 2147483647) / 2147483648.0::float8)`;
+
+async function fillNotes(c: pg.Client, schema: string, targetBytes: number, log: (m: string) => void) {
+  const S = `"${schema}"`;
+  const rows = fillRows(targetBytes);
+  const syllables = SYLLABLES;
+  const u = uniform;
   await c.query(`set synchronous_commit = off; set work_mem = '256MB'`);
   let t = now();
   await c.query(`create temp table bench_words as
@@ -267,8 +291,16 @@ export async function fillSite(c: pg.Client, schema: string, targetBytes: number
     [rows.notes],
   );
   log(`  notes: ${rows.notes} rows (${(now() - t).toFixed(1)} s)`);
+  await c.query(`drop table bench_corpus; drop table bench_words`);
+}
 
-  t = now();
+async function fillCrm(c: pg.Client, schema: string, targetBytes: number, log: (m: string) => void) {
+  const S = `"${schema}"`;
+  const rows = fillRows(targetBytes);
+  const syllables = SYLLABLES;
+  const u = uniform;
+  await c.query(`set synchronous_commit = off`);
+  let t = now();
   await c.query(
     `insert into ${S}.contacts (name, email, company, created_at)
      select initcap(f) || ' ' || initcap(l),
@@ -307,10 +339,6 @@ export async function fillSite(c: pg.Client, schema: string, targetBytes: number
   const orphans = (await c.query(`select count(*)::int as n from ${S}.deals d where not exists (select 1 from ${S}.contacts x where x.id = d.contact_id)`)).rows[0].n;
   if (orphans) throw new Error(`${orphans} deals without their contact`);
   log(`  deals: ${rows.deals} rows (${(now() - t).toFixed(1)} s${replica ? ', foreign-key trigger off, 0 orphans' : ''})`);
-  await c.query(`drop table bench_corpus; drop table bench_words`);
-  t = now();
-  for (const table of ['notes', 'contacts', 'deals']) await c.query(`vacuum analyze ${S}.${q(table)}`);
-  log(`  vacuum analyze (${(now() - t).toFixed(1)} s)`);
 }
 
 async function tableSizes(c: pg.Client, schema: string) {
@@ -339,9 +367,10 @@ async function fingerprint(c: pg.Client, schema: string, tables: string[]) {
   return out;
 }
 
+/** Counts what it is given; keeps the first bytes as a sample, or writes everything to a file descriptor. */
 class Sink extends Writable {
   bytes = 0;
-  constructor(private readonly sample?: { chunks: Buffer[]; max: number; taken: number }) {
+  constructor(private readonly sample?: { chunks: Buffer[]; max: number; taken: number }, private readonly fd?: number) {
     super();
   }
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void) {
@@ -351,8 +380,13 @@ class Sink extends Writable {
       this.sample.chunks.push(Buffer.from(part));
       this.sample.taken += part.length;
     }
-    cb();
+    if (this.fd === undefined) return cb();
+    fs.write(this.fd, chunk, (e) => cb(e));
   }
+}
+
+function decompressor(codec: { name: string }) {
+  return codec.name === 'zstd' ? zlib.createZstdDecompress({ chunkSize: 256 * 1024 }) : zlib.createGunzip({ chunkSize: 256 * 1024 });
 }
 
 /** The archive's codec settings (256 KiB zlib chunks; zstd with its content checksum). */
@@ -370,7 +404,14 @@ const COPY_OUT = (schema: string, table: string) => `copy "${schema}"."${table}"
  * COPY of every table, the archive's statement (one REPEATABLE READ snapshot, the archive's session settings), into
  * a sink: the database's read speed; with `codec`, through it (the sink counts the compressed bytes). `samples` keeps the first bytes of each table's COPY text for the codec measurements.
  */
-async function copyFloor(url: string, schema: string, tables: string[], codec?: { name: string; level: number }, samples?: Map<string, Buffer>): Promise<Timed> {
+async function copyFloor(
+  url: string,
+  schema: string,
+  tables: string[],
+  codec?: { name: string; level: number },
+  samples?: Map<string, Buffer>,
+  spool?: (table: string) => string,
+): Promise<Timed> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
@@ -381,10 +422,12 @@ async function copyFloor(url: string, schema: string, tables: string[], codec?: 
     let bytes = 0;
     for (const t of tables) {
       const sample = samples ? { chunks: [] as Buffer[], max: 16 * MiB, taken: 0 } : undefined;
-      const sink = new Sink(sample);
+      const fd = spool ? fs.openSync(spool(t), 'w') : undefined;
+      const sink = new Sink(sample, fd);
       const copy = c.query(copyTo(COPY_OUT(schema, t)));
       // Through the codec: in 256 KiB batches, as the archive feeds it.
       await (codec ? pipeline(copy, new LineCounter(256 * 1024), compressor(codec), sink) : pipeline(copy, sink));
+      if (fd !== undefined) fs.closeSync(fd);
       bytes += sink.bytes;
       if (sample && samples) samples.set(t, Buffer.concat(sample.chunks));
     }
@@ -394,6 +437,34 @@ async function copyFloor(url: string, schema: string, tables: string[], codec?: 
     return { seconds, bytes, cpu };
   } finally {
     await c.end();
+  }
+}
+
+/**
+ * A restore without S3: the compressed parts spooled by the compression floor (local files, page cache) are read,
+ * decompressed and loaded with COPY FROM … WITH (FREEZE) into copies of the tables created in the same transaction,
+ * one session, as the restore loads (no S3, no hashing, no indexes yet); rolled back.
+ */
+async function loadFloor(url: string, schema: string, tables: string[], spooled: (table: string) => string): Promise<Timed> {
+  const dst = new pg.Client({ connectionString: url });
+  await dst.connect();
+  try {
+    await dst.query('begin');
+    await dst.query(`set local datestyle = 'ISO, YMD'; set local intervalstyle = 'postgres'; set local extra_float_digits = 3; set local bytea_output = 'hex'; set local statement_timeout = 0`);
+    await dst.query(`create schema bench_load_floor`);
+    for (const t of tables) await dst.query(`create table bench_load_floor."${t}" (like "${schema}"."${t}")`);
+    const t0 = now();
+    const meter = cpuMeter();
+    let bytes = 0;
+    for (const t of tables) {
+      const counter = new LineCounter();
+      await pipeline(fs.createReadStream(spooled(t), { highWaterMark: 256 * 1024 }), decompressor(ARCHIVE_CODEC), counter, dst.query(copyFrom(`copy bench_load_floor."${t}" from stdin with (freeze)`)));
+      bytes += counter.bytes;
+    }
+    return { seconds: now() - t0, bytes, cpu: meter() };
+  } finally {
+    await dst.query('rollback').catch(() => undefined);
+    await dst.end();
   }
 }
 
@@ -535,7 +606,7 @@ export async function backupThroughput(url: string, log = console.log): Promise<
 
     t0 = now();
     log(`filling to ~${siteMB} MB (load ${load()}):`);
-    await fillSite(sql, schema, siteMB * MiB, log);
+    await fillSite(url, schema, siteMB * MiB, log);
     const fillSeconds = now() - t0;
     const sizes = await tableSizes(sql, schema);
     const tableBytes = sizes.reduce((n, t) => n + t.totalBytes, 0);
@@ -550,9 +621,11 @@ export async function backupThroughput(url: string, log = console.log): Promise<
     log(`floors (load ${load()}):`);
     const copyRead = await copyFloor(url, schema, names, undefined, samples);
     log(`  COPY TO STDOUT → /dev/null: ${f1(mb(copyRead.bytes))} MB of COPY text in ${f1(copyRead.seconds)} s = ${f1(rate(tableBytes, copyRead.seconds))} MB/s of table data; ${cpuText(copyRead.cpu, tableBytes)}`);
-    const copyCompress = await copyFloor(url, schema, names, ARCHIVE_CODEC);
+    // Its output is kept in local files for the load floor below.
+    const spool = (t: string) => path.join(dataDir, `spool-${t}`);
+    const copyCompress = await copyFloor(url, schema, names, ARCHIVE_CODEC, undefined, spool);
     log(
-      `  COPY TO STDOUT → ${ARCHIVE_CODEC.name} -${ARCHIVE_CODEC.level} → /dev/null: ${f1(mb(copyCompress.bytes))} MB in ${f1(copyCompress.seconds)} s = ` +
+      `  COPY TO STDOUT → ${ARCHIVE_CODEC.name} -${ARCHIVE_CODEC.level} → local file: ${f1(mb(copyCompress.bytes))} MB in ${f1(copyCompress.seconds)} s = ` +
         `${f1(rate(tableBytes, copyCompress.seconds))} MB/s of table data; ${cpuText(copyCompress.cpu, tableBytes)}`,
     );
     // A sample in the tables' proportions of COPY text (up to 16 MiB of each).
@@ -582,6 +655,10 @@ export async function backupThroughput(url: string, log = console.log): Promise<
     log(`  PutObject ${f1(rate(storedBytes, s3.s3Put.seconds))} MB/s, multipart upload (${ARCHIVE_UPLOAD.partSize / MiB} MiB × ${ARCHIVE_UPLOAD.queueSize}) ${f1(rate(storedBytes, s3.s3Multipart.seconds))} MB/s, ` +
       `GetObject + sha256 ${f1(rate(storedBytes, s3.s3GetHash.seconds))} MB/s (of stored bytes); CPU ${[s3.s3Put, s3.s3Multipart, s3.s3GetHash].map((x) => f1(x.cpu!.node)).join(' / ')} s`);
 
+    const loadCopy = await loadFloor(url, schema, names, spool);
+    for (const t of names) fs.rmSync(spool(t), { force: true });
+    log(`  local file → un${ARCHIVE_CODEC.name} → COPY FROM (freeze) into a fresh table: ${f1(loadCopy.seconds)} s = ${f1(rate(tableBytes, loadCopy.seconds))} MB/s of table data; ${cpuText(loadCopy.cpu, tableBytes)}`);
+
     // The restore, by the site-restore job (verify, load into a fresh schema, swap).
     log(`restore (load ${load()})…`);
     await gql(app, token, RESTORE, { s: created.site.id, b: backupReq.backup.id });
@@ -608,7 +685,7 @@ export async function backupThroughput(url: string, log = console.log): Promise<
       storedBytes,
       backup,
       restore,
-      floors: { copyRead, copyCompress, ...s3, codecs },
+      floors: { copyRead, copyCompress, load: loadCopy, ...s3, codecs },
       fillSeconds,
     };
     log(summary(result));
@@ -641,7 +718,8 @@ export function summary(r: BackupThroughputResult) {
     line('restore job (site-restore, total)', r.restore.seconds, r.restore.cpu),
     ...Object.entries(r.restore.phases).map(([p, s]) => line(`  restore: ${p}`, s)),
     line('floor: COPY TO → /dev/null', r.floors.copyRead.seconds, r.floors.copyRead.cpu),
-    line(`floor: COPY TO → ${ARCHIVE_CODEC.name} -${ARCHIVE_CODEC.level} → /dev/null`, r.floors.copyCompress.seconds, r.floors.copyCompress.cpu),
+    line(`floor: COPY TO → ${ARCHIVE_CODEC.name} -${ARCHIVE_CODEC.level} → local file`, r.floors.copyCompress.seconds, r.floors.copyCompress.cpu),
+    line(`floor: local file → un${ARCHIVE_CODEC.name} → COPY FROM (freeze)`, r.floors.load.seconds, r.floors.load.cpu),
     ...(
       [
         ['PutObject', r.floors.s3Put],

@@ -3,6 +3,7 @@ import type pino from 'pino';
 import type { Config } from './config.ts';
 import { resolveDatabase, resolveStorage, startApp, type RunningApp } from './app.ts';
 import { migrate } from './db/migrate.ts';
+import { shutdownOnSignals } from './shutdown.ts';
 
 /**
  * HTTP_PROCESSES > 1: one Node process is CPU-bound on one core, so the API runs in several processes sharing the
@@ -12,19 +13,23 @@ import { migrate } from './db/migrate.ts';
  * A child that dies is replaced; SIGTERM stops the children first (each drains its requests), then the primary.
  */
 export async function serveCluster(config: Config, log: pino.Logger, processes: number) {
+  const shutdown = shutdownOnSignals(log, 'shutting down: HTTP processes first');
   const { url, embedded } = await resolveDatabase(config, log);
-  const storage = await resolveStorage(config, log);
-  await migrate(url, (m) => log.debug(m));
-  const endpoint = storage.embedded?.endpoint ?? config.storage.endpoint!;
-  const childEnv: Record<string, string> = {
-    DATABASE_URL: url,
-    S3_ENDPOINT: endpoint,
-    S3_ACCESS_KEY_ID: storage.embedded ? 'S3RVER' : (config.storage.accessKeyId ?? ''),
-    S3_SECRET_ACCESS_KEY: storage.embedded ? 'S3RVER' : (config.storage.secretAccessKey ?? ''),
-    WORKERS: 'false',
-  };
-  let primary: RunningApp | undefined;
+  // Nothing left running if startup fails part-way: the embedded servers are stopped before the error surfaces.
+  let storage: Awaited<ReturnType<typeof resolveStorage>> | undefined;
+  let primary: RunningApp;
+  let childEnv: Record<string, string>;
   try {
+    storage = await resolveStorage(config, log);
+    await migrate(url, (m) => log.debug(m));
+    const endpoint = storage.embedded?.endpoint ?? config.storage.endpoint!;
+    childEnv = {
+      DATABASE_URL: url,
+      S3_ENDPOINT: endpoint,
+      S3_ACCESS_KEY_ID: storage.embedded ? 'S3RVER' : (config.storage.accessKeyId ?? ''),
+      S3_SECRET_ACCESS_KEY: storage.embedded ? 'S3RVER' : (config.storage.secretAccessKey ?? ''),
+      WORKERS: 'false',
+    };
     primary = await startApp(
       {
         ...config,
@@ -34,31 +39,14 @@ export async function serveCluster(config: Config, log: pino.Logger, processes: 
       { log, http: false, migrate: false },
     );
   } catch (e) {
-    await storage.embedded?.stop().catch(() => undefined);
+    await storage?.embedded?.stop().catch(() => undefined);
     await embedded?.stop();
     throw e;
   }
 
-  let stopping = false;
-  const fork = () => cluster.fork(childEnv);
-  const listening = new Promise<number>((resolve) => {
-    let ready = 0;
-    cluster.on('listening', (_worker, address) => ++ready === processes && resolve(address.port));
-  });
-  cluster.on('exit', (worker: Worker, code, signal) => {
-    if (stopping) return;
-    log.error({ pid: worker.process.pid, code, signal }, 'HTTP process died: starting another');
-    fork();
-  });
-  for (let i = 0; i < processes; i++) fork();
-  const port = await listening;
-  log.info(`Tenantplane API listening on http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}/graphql in ${processes} processes`);
-
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down: HTTP processes first');
-    const children = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
+  // Before the first fork: a signal from here on stops whatever children exist, starting ones included.
+  shutdown.ready(async () => {
+    const children = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && !w.isDead());
     await Promise.all(
       children.map(
         (w) =>
@@ -68,11 +56,21 @@ export async function serveCluster(config: Config, log: pino.Logger, processes: 
           }),
       ),
     );
-    await primary?.stop();
-    await storage.embedded?.stop().catch(() => undefined);
+    await primary.stop();
+    await storage?.embedded?.stop().catch(() => undefined);
     await embedded?.stop();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  });
+  const fork = () => !shutdown.signalled && cluster.fork(childEnv);
+  const listening = new Promise<number>((resolve) => {
+    let ready = 0;
+    cluster.on('listening', (_worker, address) => ++ready === processes && resolve(address.port));
+  });
+  cluster.on('exit', (worker: Worker, code, signal) => {
+    if (shutdown.signalled) return;
+    log.error({ pid: worker.process.pid, code, signal }, 'HTTP process died: starting another');
+    fork();
+  });
+  for (let i = 0; i < processes; i++) fork();
+  const port = await listening;
+  log.info(`Tenantplane API listening on http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}/graphql in ${processes} processes`);
 }

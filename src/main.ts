@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { assertNodeVersion, loadConfig } from './config.ts';
 import { createLogger } from './observability/logger.ts';
+import { shutdownOnSignals } from './shutdown.ts';
 
 /** CLI entry: serve (default) | worker | migrate | admin:create | schema:print */
 async function main() {
@@ -16,37 +17,21 @@ async function main() {
         await serveCluster(config, log, config.httpProcesses);
         return;
       }
+      const shutdown = shutdownOnSignals(log);
       const { startApp } = await import('./app.ts');
       // A cluster child: the primary has migrated and owns the embedded servers (src/cluster.ts).
       const app = await startApp(config, { log, migrate: !cluster.isWorker });
-      log.info(`Tenantplane API listening on ${app.url} (graphql-ws on the same URL)`);
-      let stopping = false;
-      const stop = async (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        log.info({ signal }, 'shutting down');
-        await app.stop();
-        process.exit(0);
-      };
-      process.on('SIGINT', () => void stop('SIGINT'));
-      process.on('SIGTERM', () => void stop('SIGTERM'));
+      if (!shutdown.signalled) log.info(`Tenantplane API listening on ${app.url} (graphql-ws on the same URL)`);
+      shutdown.ready(() => app.stop());
       return;
     }
     case 'worker': {
       // Job workers only; several may run at once, on several machines, against the same database.
+      const shutdown = shutdownOnSignals(log, 'worker shutting down: running jobs finish their step first');
       const { startApp } = await import('./app.ts');
       const app = await startApp({ ...config, workers: true }, { log, http: false });
       log.info('Tenantplane worker started');
-      let stopping = false;
-      const stop = async (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        log.info({ signal }, 'worker shutting down: running jobs finish their step first');
-        await app.stop();
-        process.exit(0);
-      };
-      process.on('SIGINT', () => void stop('SIGINT'));
-      process.on('SIGTERM', () => void stop('SIGTERM'));
+      shutdown.ready(() => app.stop());
       return;
     }
     case 'migrate': {

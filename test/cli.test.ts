@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 /** The real entry point (`npm start`) as a child process, with an embedded PostgreSQL under a fresh DATA_DIR. */
-async function startCli(extraEnv: Record<string, string> = {}) {
+function spawnCli(extraEnv: Record<string, string> = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantplane-cli-'));
   const pgPort = 30000 + Math.floor(Math.random() * 20000);
   fs.chmodSync(dataDir, 0o755); // as root, postgres runs as the `postgres` user and must traverse it
@@ -28,18 +28,28 @@ async function startCli(extraEnv: Record<string, string> = {}) {
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line:\n${output}`)), 60_000);
-    child.stdout.on('data', () => {
-      const m = /listening on (http:\/\/\S+\/graphql)/.exec(output);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
+  /** Resolves with the first match of `pattern` in the output so far or to come. */
+  const waitFor = (pattern: RegExp) =>
+    new Promise<RegExpExecArray>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ${pattern} in:\n${output}`)), 60_000);
+      const check = () => {
+        const m = pattern.exec(output);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m);
+        }
+      };
+      child.stdout.on('data', check);
+      child.on('exit', (code) => reject(new Error(`exited early (${code}):\n${output}`)));
+      check();
     });
-    child.on('exit', (code) => reject(new Error(`exited early (${code}):\n${output}`)));
-  });
-  return { child, dataDir, url, base: url.replace(/\/graphql$/, ''), output: () => output };
+  return { child, dataDir, waitFor, output: () => output };
+}
+
+async function startCli(extraEnv: Record<string, string> = {}, listening = /listening on (http:\/\/\S+\/graphql)/) {
+  const cli = spawnCli(extraEnv);
+  const url = (await cli.waitFor(listening))[1]!;
+  return { ...cli, url, base: url.replace(/\/graphql$/, '') };
 }
 
 /** SIGTERM → exit 0, and the embedded server is gone: no pid file, no process using its data directory. */
@@ -67,7 +77,8 @@ describe('npm start', () => {
 
   it('HTTP_PROCESSES=2: two HTTP processes share the port, a session works across them, SIGTERM stops all', async () => {
     // NODE_ENV=production too: Apollo's own signal handler (on outside tests) once made SIGTERM hang.
-    const { child, dataDir, url, base } = await startCli({ HTTP_PROCESSES: '2', NODE_ENV: 'production' });
+    // The primary's line, printed once both HTTP processes listen (each child prints its own before).
+    const { child, dataDir, url, base } = await startCli({ HTTP_PROCESSES: '2', NODE_ENV: 'production' }, /listening on (http:\/\/\S+\/graphql) in 2 processes/);
     const nodeChildren = () =>
       execFileSync('ps', ['--ppid', String(child.pid), '-o', 'pid=,args=']).toString().split('\n').filter((l) => l.includes('src/main.ts')).map((l) => Number(l.trim().split(/\s+/)[0]));
     const children = nodeChildren();
@@ -105,4 +116,12 @@ describe('npm start', () => {
     };
     expect(running.filter(alive)).toEqual([]);
   }, 200_000);
+
+  it('a SIGTERM during startup (embedded PostgreSQL up, HTTP processes not yet) still stops everything, exit 0', async () => {
+    for (const env of [{}, { HTTP_PROCESSES: '2' }] as Record<string, string>[]) {
+      const { child, dataDir, waitFor } = spawnCli(env);
+      await waitFor(/embedded PostgreSQL started/);
+      await stopCli(child, dataDir);
+    }
+  }, 120_000);
 });

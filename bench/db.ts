@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { startEmbeddedPostgres } from '../src/db/embedded.ts';
+import { freeLocalPort, startEmbeddedPostgres } from '../src/db/embedded.ts';
 
 export interface BenchDatabase {
   /** Privileged URL of the fresh benchmark database. */
@@ -46,7 +46,7 @@ export async function createBenchDatabase(): Promise<BenchDatabase> {
   let stopServer = async () => {};
   if (!adminUrl) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantplane-bench-'));
-    const embedded = await startEmbeddedPostgres(dir, 20000 + Math.floor(Math.random() * 20000));
+    const embedded = await startEmbeddedPostgres(dir, await freeLocalPort());
     adminUrl = embedded.url;
     stopServer = async () => {
       await embedded.stop();

@@ -11,10 +11,11 @@ import { createDocument } from './create-document.ts';
 import { rlsOverhead } from './rls-overhead.ts';
 import { tenantScaling } from './tenant-scaling.ts';
 import { subscriptionFanout } from './subscription-fanout.ts';
+import { backupThroughput } from './backup-throughput.ts';
 import { captureStatements, startBenchApp } from './app.ts';
 import { exitCleanly, DURATION, WARMUP, CONCURRENCY } from './common.ts';
 
-const ALL = ['list', 'by-id', 'create', 'rls', 'scaling', 'fanout'] as const;
+const ALL = ['list', 'by-id', 'create', 'rls', 'scaling', 'fanout', 'backup'] as const;
 const only = new Set((process.env.BENCH_ONLY ?? ALL.join(',')).split(',').map((s) => s.trim()));
 for (const name of only) if (!(ALL as readonly string[]).includes(name)) throw new Error(`BENCH_ONLY: unknown benchmark "${name}" (${ALL.join(', ')})`);
 
@@ -49,6 +50,10 @@ try {
   if (only.has('fanout')) {
     console.log('\n== subscription fan-out ==');
     await subscriptionFanout(db.url);
+  }
+  if (only.has('backup')) {
+    console.log('\n== backup throughput ==');
+    await backupThroughput(db.url);
   }
   console.log(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 } catch (e) {

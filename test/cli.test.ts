@@ -3,11 +3,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { freeLocalPort } from '../src/db/embedded.ts';
 
 /** The real entry point (`npm start`) as a child process, with an embedded PostgreSQL under a fresh DATA_DIR. */
-function spawnCli(extraEnv: Record<string, string> = {}) {
+async function spawnCli(extraEnv: Record<string, string> = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantplane-cli-'));
-  const pgPort = 30000 + Math.floor(Math.random() * 20000);
+  const pgPort = await freeLocalPort();
   fs.chmodSync(dataDir, 0o755); // as root, postgres runs as the `postgres` user and must traverse it
   // process.execPath is the pinned Node 24 running this test (tsx's shebang would pick the machine's node).
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
@@ -40,14 +41,14 @@ function spawnCli(extraEnv: Record<string, string> = {}) {
         }
       };
       child.stdout.on('data', check);
-      child.on('exit', (code) => reject(new Error(`exited early (${code}):\n${output}`)));
+      child.on('exit', (code, signal) => reject(new Error(`exited early (${code ?? signal}) waiting for ${pattern}; output: ${JSON.stringify(output)}`)));
       check();
     });
   return { child, dataDir, waitFor, output: () => output };
 }
 
 async function startCli(extraEnv: Record<string, string> = {}, listening = /listening on (http:\/\/\S+\/graphql)/) {
-  const cli = spawnCli(extraEnv);
+  const cli = await spawnCli(extraEnv);
   const url = (await cli.waitFor(listening))[1]!;
   return { ...cli, url, base: url.replace(/\/graphql$/, '') };
 }
@@ -119,7 +120,7 @@ describe('npm start', () => {
 
   it('a SIGTERM during startup (embedded PostgreSQL up, HTTP processes not yet) still stops everything, exit 0', async () => {
     for (const env of [{}, { HTTP_PROCESSES: '2' }] as Record<string, string>[]) {
-      const { child, dataDir, waitFor } = spawnCli(env);
+      const { child, dataDir, waitFor } = await spawnCli(env);
       await waitFor(/embedded PostgreSQL started/);
       await stopCli(child, dataDir);
     }

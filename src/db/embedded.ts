@@ -82,3 +82,21 @@ async function importWithoutSignalHooks() {
   }
   return mod.default;
 }
+
+/**
+ * A port for a throwaway embedded server (tests, benchmarks): random below Linux's ephemeral range (32768+), where
+ * the outgoing connections of a busy test run take their local ports (a random pick there once collided in a full
+ * run), and bindable on 127.0.0.1 right now.
+ */
+export async function freeLocalPort(from = 20000, to = 32767): Promise<number> {
+  const { createServer } = await import('node:net');
+  for (;;) {
+    const port = from + Math.floor(Math.random() * (to - from));
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.ts';
+import { freeLocalPort, startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { startEmbeddedS3, type EmbeddedS3 } from '../../src/storage/embedded.ts';
 
@@ -18,7 +18,7 @@ export default async function setup(project: TestProject) {
   const dirs: string[] = [];
   if (!adminUrl) {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantplane-test-'));
-    embedded = await startEmbeddedPostgres(dir, 20000 + Math.floor(Math.random() * 20000));
+    embedded = await startEmbeddedPostgres(dir, await freeLocalPort());
     adminUrl = embedded.url;
   }
   const template = `tp_template_${process.pid}`;

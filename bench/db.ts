@@ -7,24 +7,27 @@ import { freeLocalPort, startEmbeddedPostgres } from '../src/db/embedded.ts';
 export interface BenchDatabase {
   /** Privileged URL of the fresh benchmark database. */
   url: string;
-  /** Another fresh database on the same server (dropped by its own stop()). */
-  another(suffix: string): Promise<BenchDatabase>;
+  /** Another fresh database on the same server (dropped by its own stop()); a copy of `template` when given. */
+  another(suffix: string, template?: BenchDatabase): Promise<BenchDatabase>;
+  /** The database's name. */
+  name: string;
   stop(): Promise<void>;
 }
 
 /** `tp_bench_<pid><suffix>` on the server of adminUrl, created fresh; stop() drops it unless BENCH_KEEP_DB=1. */
-async function freshDatabase(adminUrl: string, suffix: string, stopServer: () => Promise<void>): Promise<BenchDatabase> {
+async function freshDatabase(adminUrl: string, suffix: string, stopServer: () => Promise<void>, template?: string): Promise<BenchDatabase> {
   const name = `tp_bench_${process.pid}${suffix}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`drop database if exists ${name} with (force)`);
-  await admin.query(`create database ${name}`);
+  await admin.query(`create database ${name}${template ? ` template ${template}` : ''}`);
   await admin.end();
   const u = new URL(adminUrl);
   u.pathname = `/${name}`;
   return {
     url: u.toString(),
-    another: (s) => freshDatabase(adminUrl, s, async () => {}),
+    name,
+    another: (s, t) => freshDatabase(adminUrl, s, async () => {}, t?.name),
     async stop() {
       if (process.env.BENCH_KEEP_DB !== '1') {
         const c = new pg.Client({ connectionString: adminUrl });

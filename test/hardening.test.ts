@@ -7,7 +7,7 @@ import { SignJWT, importJWK, type CryptoKey, type JWK } from 'jose';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { getIntrospectionQuery } from 'graphql';
 import { startTestApp, type TestApp } from './support/app.ts';
-import { Gql, createTenant, signUp, type GqlResponse, type TestUser } from './support/client.ts';
+import { Gql, PASSWORD, createTenant, signUp, type GqlResponse, type TestUser } from './support/client.ts';
 import { sqlState } from '../src/graphql/errors.ts';
 
 /**
@@ -462,6 +462,57 @@ describe('graphql-ws', () => {
     expect(code).toBe(4401);
     expect(at).toBeGreaterThanOrEqual(exp * 1000 - 50);
     expect(at).toBeLessThan(exp * 1000 + 2000);
+  });
+
+  it('closes the socket when its session is revoked (logOut: 4401, at once); a socket of another session stays open', async () => {
+    const user = await signUp(app, 'session');
+    const own = await createTenant(user, 'session');
+    // A second login of the same user: another session, whose socket must survive the first one's logOut.
+    const login = await new Gql(app).ok(`mutation($i: LogInInput!) { logIn(input: $i) { accessToken } }`, { i: { email: user.email, password: PASSWORD } });
+    const watch = (token: string) => {
+      const client = wsClient(app, token);
+      const events: any[] = [];
+      const closedWith = new Promise<{ code: number; reason: string }>((resolve) => client.on('closed', (e: any) => resolve({ code: e.code, reason: e.reason })));
+      client.subscribe({ query: AUDIT, variables: { t: own.id } }, { next: (v) => events.push(v), error: () => undefined, complete: () => undefined });
+      return { events, closedWith };
+    };
+    const first = watch(user.gql.token!);
+    const second = watch(login.logIn.accessToken);
+    for (let i = 0; i < 40 && (first.events.length === 0 || second.events.length === 0); i++) {
+      await rename(user, own, `Before logOut ${i}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(first.events.length).toBeGreaterThan(0);
+    expect(second.events.length).toBeGreaterThan(0);
+    const loggedOutAt = Date.now();
+    expect(await user.gql.ok(`mutation($r: String!) { logOut(refreshToken: $r) }`, { r: user.refreshToken })).toEqual({ logOut: true });
+    const { code, reason } = await first.closedWith;
+    expect(code).toBe(4401);
+    expect(reason).toBe('Session revoked');
+    expect(Date.now() - loggedOutAt).toBeLessThan(2000);
+    // The other session goes on receiving.
+    const before = second.events.length;
+    await rename(user, own, 'After logOut');
+    await expect.poll(() => second.events.length, { timeout: 3000 }).toBeGreaterThan(before);
+  });
+
+  it('a refreshed token carries the same session: reusing a spent refresh token revokes it and closes the socket', async () => {
+    const user = await signUp(app, 'reuse');
+    const own = await createTenant(user, 'reuse');
+    const refreshed = await new Gql(app).ok(`mutation($r: String!) { refreshSession(refreshToken: $r) { accessToken } }`, { r: user.refreshToken });
+    const client = wsClient(app, refreshed.refreshSession.accessToken);
+    const events: any[] = [];
+    const closedWith = new Promise<number>((resolve) => client.on('closed', (e: any) => resolve(e.code)));
+    client.subscribe({ query: AUDIT, variables: { t: own.id } }, { next: (v) => events.push(v), error: () => undefined, complete: () => undefined });
+    for (let i = 0; i < 40 && events.length === 0; i++) {
+      await rename(user, own, `Before reuse ${i}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(events.length).toBeGreaterThan(0);
+    // The spent token again: theft detected, the whole family revoked.
+    const reuse = await new Gql(app).request(`mutation($r: String!) { refreshSession(refreshToken: $r) { accessToken } }`, { r: user.refreshToken });
+    expect(reuse.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    expect(await closedWith).toBe(4401);
   });
 
   it("delivers nothing of another tenant's audit events", async () => {

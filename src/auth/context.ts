@@ -25,7 +25,7 @@ export class Authenticator {
   }
 
   /** The user and when their token stops being valid (`exp`; null without a token or without `exp`). */
-  async authenticate(header: string | undefined | null): Promise<{ userId: string | null; expiresAt: Date | null }> {
+  async authenticate(header: string | undefined | null): Promise<{ userId: string | null; expiresAt: Date | null; sessionId?: string }> {
     if (!header) return { userId: null, expiresAt: null };
     const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
     if (!match) throw unauthenticated();
@@ -36,7 +36,7 @@ export class Authenticator {
         return { userId: await this.oidcUser(claims), expiresAt: claims.expiresAt };
       }
       const payload = await this.tokens.verify(token);
-      return { userId: payload.sub!, expiresAt: payload.exp ? new Date(payload.exp * 1000) : null };
+      return { userId: payload.sub!, expiresAt: payload.exp ? new Date(payload.exp * 1000) : null, sessionId: typeof payload.sid === 'string' ? payload.sid : undefined };
     } catch (e) {
       if ((e as { extensions?: { code?: string } }).extensions?.code === 'CONFLICT') throw e;
       throw unauthenticated();

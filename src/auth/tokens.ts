@@ -56,9 +56,10 @@ export class AccessTokens {
     return this.publicJwks;
   }
 
-  async sign(userId: string) {
+  /** `sessionId`: the refresh-token family the token was issued for (`sid`), so that revoking it can end sockets. */
+  async sign(userId: string, sessionId?: string) {
     const expiresAt = new Date(Date.now() + this.ttlSeconds * 1000);
-    const jwt = await new SignJWT({})
+    const jwt = await new SignJWT(sessionId ? { sid: sessionId } : {})
       .setProtectedHeader({ alg: ALG, kid: this.kid, typ: 'at+jwt' })
       .setSubject(userId)
       .setIssuer(this.issuer)

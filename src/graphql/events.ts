@@ -33,7 +33,9 @@ export class EventHub {
       if (!msg.payload) return;
       try {
         const notice = JSON.parse(msg.payload) as ChangeNotice;
-        this.emitter.emit(`${notice.kind}:${notice.tenantId}`, notice);
+        // A revoked session belongs to no tenant: keyed by its id (sql/0013_session_revocation.sql).
+        if (notice.kind === 'sessionRevoked') this.emitter.emit(`sessionRevoked:${notice.id}`);
+        else this.emitter.emit(`${notice.kind}:${notice.tenantId}`, notice);
       } catch (e) {
         this.log.warn({ err: e }, 'unreadable notification');
       }
@@ -102,6 +104,13 @@ export class EventHub {
         return ended;
       },
     };
+  }
+
+  /** Calls `onRevoked` once the session (refresh-token family) is revoked; returns the unsubscribe. */
+  onSessionRevoked(sessionId: string, onRevoked: () => void): () => void {
+    const event = `sessionRevoked:${sessionId}`;
+    this.emitter.once(event, onRevoked);
+    return () => this.emitter.off(event, onRevoked);
   }
 
   /** Shutting down: a lost connection is expected from now on, not worth a reconnect or an error log. */

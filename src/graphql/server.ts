@@ -237,6 +237,12 @@ export async function startHttpServer(services: Services, port: number, host: st
             const cancel = runAt(principal.expiresAt, () => socket.close(4401, 'Token expired'));
             socket.once('close', cancel);
           }
+          // … nor than its session: logOut (or a refresh token's reuse) closes it at once (4401).
+          if (principal.sessionId) {
+            const socket = ws.extra.socket;
+            const off = services.events.onSessionRevoked(principal.sessionId, () => socket.close(4401, 'Session revoked'));
+            socket.once('close', off);
+          }
           return true;
         } catch {
           return false; // graphql-ws closes with 4403 Forbidden

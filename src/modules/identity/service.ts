@@ -21,11 +21,17 @@ async function actAs(ctx: Context, userId: string) {
   await ctx.db.$executeRaw`select set_config('app.user_id', ${userId}, true)`;
 }
 
+/** The session (refresh-token family) a refresh token belongs to: access tokens carry it as `sid`. */
+async function sessionOf(ctx: Context, refreshToken: string): Promise<string | undefined> {
+  const rows = await ctx.db.$queryRaw<{ family: string | null }[]>`select app.refresh_family(${sha256(refreshToken)}) as family`;
+  return rows[0]?.family ?? undefined;
+}
+
 async function issueSession(ctx: Context, userId: string): Promise<AuthPayloadShape> {
   const refreshToken = newOpaqueToken();
   const expires = new Date(Date.now() + ctx.services.config.auth.refreshTokenTtl * 1000);
   await ctx.db.$executeRaw`select app.create_session(${userId}::uuid, ${sha256(refreshToken)}, ${expires}, ${ctx.ip}, ${ctx.userAgent})`;
-  const access = await ctx.services.tokens.sign(userId);
+  const access = await ctx.services.tokens.sign(userId, await sessionOf(ctx, refreshToken));
   return { accessToken: access.token, refreshToken, expiresAt: access.expiresAt, userId };
 }
 
@@ -87,7 +93,7 @@ export async function refreshSession(ctx: Context, refreshToken: string): Promis
   });
   if (!userId) throw unauthenticated();
   await actAs(ctx, userId);
-  const access = await ctx.services.tokens.sign(userId);
+  const access = await ctx.services.tokens.sign(userId, await sessionOf(ctx, next));
   return { accessToken: access.token, refreshToken: next, expiresAt: access.expiresAt, userId };
 }
 

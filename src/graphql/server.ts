@@ -17,6 +17,7 @@ import { pendingMigrations } from '../db/migrate.ts';
 import { uuidFromGlobalId, isUuid } from './ids.ts';
 import { assertWithinLimits, checkSocketOperation, limitRules, parseOptions, variableErrors } from './limits.ts';
 import { metricsTokenMatches } from '../observability/metrics.ts';
+import { sharedSubscribe } from './subscriptions.ts';
 
 /** Codes a client may see with their message; anything else is masked. */
 const PUBLIC_CODES = new Set([
@@ -224,6 +225,8 @@ export async function startHttpServer(services: Services, port: number, host: st
   const wsCleanup = useServer<{ authorization?: string; Authorization?: string; 'x-tenant'?: string }, { userId: string | null; tenant: string | null }>(
     {
       schema,
+      // Subscribers of the same operation as the same principal share each event's execution (subscriptions.ts).
+      subscribe: sharedSubscribe,
       connectionInitWaitTimeout: services.config.http.wsConnectionInitTimeoutMs,
       onConnect: async (ws) => {
         const params = ws.connectionParams ?? {};

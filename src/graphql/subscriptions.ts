@@ -1,5 +1,5 @@
 import { queryFromInfo } from '@pothos/plugin-prisma';
-import type { GraphQLResolveInfo } from 'graphql';
+import { createSourceEventStream, execute, print, type ExecutionArgs, type ExecutionResult, type GraphQLResolveInfo } from 'graphql';
 import type { Tx } from '../db/database.ts';
 import type { Context } from './context.ts';
 import { notFound } from './errors.ts';
@@ -111,4 +111,63 @@ export async function checkOnSubscribe(ctx: Context, check: () => Promise<unknow
   } finally {
     await open.commit().catch(() => undefined);
   }
+}
+
+/**
+ * Executions of the operation for one notice, shared by subscribers that run the same operation with the same
+ * variables as the same principal (rlsKey): keyed by the notice object, then by that group. The result depends on
+ * nothing else — the event's payload is the principal's own shared read (visibleEvents), the resolvers see the same
+ * user and X-Tenant — so 1,000 dashboards of 5 members cost 5 executions per event instead of 1,000 (execution was
+ * ~27 % of the API's busy time in bench/subscription-fanout.ts). Each subscriber still has its own source stream
+ * (its access check at subscribe, its filtering of events) and its own socket write.
+ */
+type PromiseOrValue<T> = T | Promise<T>;
+const sharedExecutions = new WeakMap<object, Map<string, Promise<ExecutionResult>>>();
+
+function sharedExecution(notice: object, group: string, run: () => PromiseOrValue<ExecutionResult>): Promise<ExecutionResult> {
+  let executions = sharedExecutions.get(notice);
+  if (!executions) sharedExecutions.set(notice, (executions = new Map()));
+  const known = executions.get(group);
+  if (known) return known;
+  const p = Promise.resolve().then(run);
+  executions.set(group, p);
+  p.catch(() => executions.delete(group));
+  return p;
+}
+
+/**
+ * graphql-ws' `subscribe`: graphql's own (the field's source stream, then the operation executed for each event
+ * with the event as root value, as graphql's subscribe does), except that events carrying a row-change notice
+ * (visibleEvents' LoadedEvent) share their execution within a group (sharedExecution). A hand-written iterator,
+ * like graphql's mapAsyncIterator: return() reaches the source at once.
+ */
+export async function sharedSubscribe(args: ExecutionArgs): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
+  const source = await createSourceEventStream(args);
+  if (!(Symbol.asyncIterator in source)) return source;
+  const group = `${rlsKey(args.contextValue as Context)}\u0000${args.operationName ?? ''}\u0000${JSON.stringify(args.variableValues ?? {})}\u0000${print(args.document)}`;
+  const events = source[Symbol.asyncIterator]();
+  const executeFor = (event: unknown) => {
+    const run = () => execute({ ...args, rootValue: event });
+    const notice = (event as { notice?: unknown } | null)?.notice;
+    return typeof notice === 'object' && notice !== null ? sharedExecution(notice, group, run) : run();
+  };
+  const done = { value: undefined, done: true } as const;
+  const results: AsyncIterableIterator<ExecutionResult> = {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    async next() {
+      const r = await events.next();
+      return r.done ? done : { value: await executeFor(r.value), done: false };
+    },
+    async return() {
+      await events.return?.();
+      return done;
+    },
+    async throw(e: unknown) {
+      await events.return?.();
+      throw e;
+    },
+  };
+  return results;
 }

@@ -72,6 +72,7 @@ describe('/metrics', () => {
       ['jobs_total', 'counter'],
       ['job_duration_seconds', 'histogram'],
       ['websocket_connections', 'gauge'],
+      ['subscription_events_total', 'counter'],
       ['process_cpu_user_seconds_total', 'counter'],
       ['process_resident_memory_bytes', 'gauge'],
       ['nodejs_eventloop_lag_seconds', 'gauge'],

@@ -151,11 +151,25 @@ describe('tenantJobs: reads shared by the subscribers of one principal, never ac
     // An event re-reads the row when it is delivered, so a late notice can carry a newer state (or repeat one):
     // each update waits for every connection, and the states seen are compared without repeats.
     const seen = (w: { steps: string[] }, prefix: string) => [...new Set(w.steps.filter((s) => s.startsWith(prefix)))];
+    await new Promise((r) => setTimeout(r, 300)); // the warm-up's last notices delivered
+    const executions = async () => {
+      // Copied at once: prom-client hands out its live counters.
+      const counts = new Map((await app.services.metrics.subscriptionEvents.get()).values.map((v) => [v.labels.execution, v.value]));
+      return (label: string) => counts.get(label) ?? 0;
+    };
+    const before = await executions();
     for (let i = 1; i <= 3; i++) {
       await run.progress(++progress, `before ${i}`);
       await until(() => all.every((w) => w.steps.includes(`before ${i}`)));
     }
+    await new Promise((r) => setTimeout(r, 300));
     for (const w of all) expect(seen(w, 'before')).toEqual(['before 1', 'before 2', 'before 3']);
+    // Five connections, three principals: per event 3 executions, the member's other 2 connections reuse theirs.
+    const after = await executions();
+    const own = after('own') - before('own');
+    const shared = after('shared') - before('shared');
+    expect(own).toBeGreaterThanOrEqual(9);
+    expect(shared * 3).toBe(own * 2);
 
     await owner.gql.ok(`mutation($i: RemoveMemberInput!) { removeMember(input: $i) }`, { i: { tenantId: jobsTenant.id, userId: member.id } });
     for (let i = 1; i <= 3; i++) {

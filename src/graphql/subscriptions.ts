@@ -124,10 +124,11 @@ export async function checkOnSubscribe(ctx: Context, check: () => Promise<unknow
 type PromiseOrValue<T> = T | Promise<T>;
 const sharedExecutions = new WeakMap<object, Map<string, Promise<ExecutionResult>>>();
 
-function sharedExecution(notice: object, group: string, run: () => PromiseOrValue<ExecutionResult>): Promise<ExecutionResult> {
+function sharedExecution(ctx: Context, notice: object, group: string, run: () => PromiseOrValue<ExecutionResult>): Promise<ExecutionResult> {
   let executions = sharedExecutions.get(notice);
   if (!executions) sharedExecutions.set(notice, (executions = new Map()));
   const known = executions.get(group);
+  ctx.services.metrics.subscriptionEvents.inc({ execution: known ? 'shared' : 'own' });
   if (known) return known;
   const p = Promise.resolve().then(run);
   executions.set(group, p);
@@ -146,10 +147,13 @@ export async function sharedSubscribe(args: ExecutionArgs): Promise<AsyncIterabl
   if (!(Symbol.asyncIterator in source)) return source;
   const group = `${rlsKey(args.contextValue as Context)}\u0000${args.operationName ?? ''}\u0000${JSON.stringify(args.variableValues ?? {})}\u0000${print(args.document)}`;
   const events = source[Symbol.asyncIterator]();
+  const ctx = args.contextValue as Context;
   const executeFor = (event: unknown) => {
     const run = () => execute({ ...args, rootValue: event });
     const notice = (event as { notice?: unknown } | null)?.notice;
-    return typeof notice === 'object' && notice !== null ? sharedExecution(notice, group, run) : run();
+    if (typeof notice === 'object' && notice !== null) return sharedExecution(ctx, notice, group, run);
+    ctx.services.metrics.subscriptionEvents.inc({ execution: 'own' });
+    return run();
   };
   const done = { value: undefined, done: true } as const;
   const results: AsyncIterableIterator<ExecutionResult> = {

@@ -50,6 +50,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly subscriptionEvents = new Counter({
+    name: 'subscription_events_total',
+    help: 'Subscription events delivered, by whether the operation was executed for it (own) or reused from a subscriber of the same operation as the same principal (shared).',
+    labelNames: ['execution'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }

@@ -3,10 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import pino from 'pino';
 import { loadConfig } from '../src/config.ts';
 import { startApp, type RunningApp } from '../src/app.ts';
+import { freeLocalPort } from '../src/db/embedded.ts';
 import { benchTenantSlug, benchUserId } from './seed.ts';
 
 export const LIST_QUERY = `query List($slug: String!) { tenant(slug: $slug) { documents(first: 50) { edges { node { filename sizeBytes uploader { name } file { sha256 } } } } } }`;
@@ -46,15 +46,6 @@ export async function startBenchApp(url: string): Promise<BenchApp> {
   };
 }
 
-/** A free TCP port on 127.0.0.1 (asked from the kernel, then released). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /**
  * `src/main.ts serve` with HTTP_PROCESSES=n on the seeded database (production mode, silent, no job workers, its
  * own embedded S3): the multi-process deployment. Tokens signed by startBenchApp are valid there (keys are in the
@@ -62,7 +53,7 @@ async function freePort(): Promise<number> {
  */
 export async function startServerProcesses(url: string, n: number): Promise<{ url: string; stop(): Promise<void> }> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tp-bench-cluster-'));
-  const port = await freePort();
+  const port = await freeLocalPort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
     env: {
       ...process.env,

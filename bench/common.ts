@@ -102,3 +102,6 @@ export async function withCpuProfile<T>(profile: boolean, fn: () => Promise<T>, 
     log(`CPU profile of the API written to ${file} (npx tsx bench/profile-summary.ts ${file})`);
   }
 }
+
+/** The middle value (the upper one of an even count): the figure of repeated rounds on a noisy machine. */
+export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -5,7 +5,7 @@
  * (10 s), at c=1 (latency) and at the first BENCH_CONCURRENCY (throughput). Then EXPLAIN (ANALYZE, BUFFERS) of the RLS query.
  */
 import pg from 'pg';
-import { CONCURRENCY, exitCleanly, pgbench, type PgbenchResult } from './common.ts';
+import { CONCURRENCY, exitCleanly, median, pgbench, type PgbenchResult } from './common.ts';
 import { captureStatements, startBenchApp, toPgbenchScript, type CapturedStatement } from './app.ts';
 
 export interface RlsResult {
@@ -31,17 +31,20 @@ export async function rlsOverhead(url: string, statements: CapturedStatement[], 
   const rounds = Number(process.env.BENCH_RLS_ROUNDS ?? 3);
   const seconds = Number(process.env.BENCH_RLS_SECONDS ?? 10);
   const rows: RlsResult['rows'] = [];
-  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
   for (const v of variants) {
     const a = toPgbenchScript(v.rls);
     const b = toPgbenchScript(v.owner);
     for (const c of [1, CONCURRENCY[0]!]) {
       const runs: Array<{ rls: PgbenchResult; owner: PgbenchResult }> = [];
+      const run = (s: { script: string; vars: Record<string, string> }) => pgbench(url, s.script, s.vars, c, seconds);
       for (let i = 0; i < rounds; i++) {
-        const first = i % 2 === 0 ? 'rls' : 'owner';
-        const x = await pgbench(url, first === 'rls' ? a.script : b.script, first === 'rls' ? a.vars : b.vars, c, seconds);
-        const y = await pgbench(url, first === 'rls' ? b.script : a.script, first === 'rls' ? b.vars : a.vars, c, seconds);
-        runs.push(first === 'rls' ? { rls: x, owner: y } : { rls: y, owner: x });
+        if (i % 2 === 0) {
+          const rls = await run(a);
+          runs.push({ rls, owner: await run(b) });
+        } else {
+          const owner = await run(b);
+          runs.push({ owner, rls: await run(a) });
+        }
       }
       // Overhead = extra time per transaction: latency at c=1, 1/tps under concurrency.
       const perRun = runs.map((r) => (c === 1 ? r.rls.latencyMs / r.owner.latencyMs - 1 : r.owner.tps / r.rls.tps - 1));

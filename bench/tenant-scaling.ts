@@ -8,7 +8,7 @@
  * transaction alone through pgbench at c = 1 (the database's own latency), also per round. Target: p50 flat within
  * 20 %.
  */
-import { autocannon, CONCURRENCY, DURATION, exitCleanly, pgbench, WARMUP, type CannonResult, type PgbenchResult } from './common.ts';
+import { autocannon, CONCURRENCY, DURATION, exitCleanly, median, pgbench, WARMUP, type CannonResult, type PgbenchResult } from './common.ts';
 import { captureStatements, LIST_BODY, startBenchApp, toPgbenchScript, type BenchApp } from './app.ts';
 import { createBenchDatabase, type BenchDatabase } from './db.ts';
 import { seed, seedOptionsFromEnv } from './seed.ts';
@@ -19,8 +19,6 @@ export interface ScalingResult {
   rows: Array<{ tenants: number; documents: number; api: CannonResult[]; sql: PgbenchResult[]; p50: number; sqlMs: number }>;
   spread: number;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function tenantScaling(server: BenchDatabase, log = console.log): Promise<ScalingResult> {
   const opts = seedOptionsFromEnv();

@@ -145,9 +145,9 @@ function sharedExecution(ctx: Context, notice: object, group: string, run: () =>
 export async function sharedSubscribe(args: ExecutionArgs): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
   const source = await createSourceEventStream(args);
   if (!(Symbol.asyncIterator in source)) return source;
-  const group = `${rlsKey(args.contextValue as Context)}\u0000${args.operationName ?? ''}\u0000${JSON.stringify(args.variableValues ?? {})}\u0000${print(args.document)}`;
-  const events = source[Symbol.asyncIterator]();
   const ctx = args.contextValue as Context;
+  const group = `${rlsKey(ctx)}\u0000${args.operationName ?? ''}\u0000${JSON.stringify(args.variableValues ?? {})}\u0000${print(args.document)}`;
+  const events = source[Symbol.asyncIterator]();
   const executeFor = (event: unknown) => {
     const run = () => execute({ ...args, rootValue: event });
     const notice = (event as { notice?: unknown } | null)?.notice;

@@ -491,8 +491,8 @@ async function phase(
   const { services } = b.app;
   const { tenantId, ownerId } = who;
   // A job of the tenant, created and started as a worker would (its owner requested it) before anyone subscribes.
-  const job = await services.db.withContext({ userId: ownerId }, (tx) => tx.job.create({ data: { tenantId, type: 'bench-fanout', requestedBy: ownerId, maxAttempts: 1 } }));
-  const run = new JobRun(services, { tenantId, userId: ownerId, requestId: crypto.randomUUID(), jobId: job.id }, 1, 1);
+  const job = (await services.ownerPool.query(`insert into app_public.jobs (tenant_id, type, requested_by, max_attempts) values ($1, 'bench-fanout', $2, 1) returning id`, [tenantId, ownerId])).rows[0] as { id: string };
+  const run = new JobRun(services, { tenantId, userId: ownerId, requestId: crypto.randomUUID(), jobId: job.id, args: {} }, 1, 1, new AbortController().signal);
   if (!(await run.begin())) throw new Error('the benchmark job could not be started');
   // The producer's own round trips per update (JobRun.progress: its UPDATE and its checkpoint), nobody listening.
   const producer0 = services.db.statements;

@@ -10,7 +10,8 @@ import { PasswordHasher } from './auth/passwords.ts';
 import { Authenticator } from './auth/context.ts';
 import { EventHub } from './graphql/events.ts';
 import { startHttpServer } from './graphql/server.ts';
-import type { Services } from './services.ts';
+import { requestServices, type WorkerServices } from './services.ts';
+import { runJob } from './modules/jobs/run.ts';
 import { Storage } from './storage/s3.ts';
 import { startEmbeddedS3, type EmbeddedS3 } from './storage/embedded.ts';
 import { Jobs } from './jobs/queue.ts';
@@ -21,7 +22,8 @@ import { createLogger } from './observability/logger.ts';
 export interface RunningApp {
   url: string;
   port: number;
-  services: Services;
+  /** Everything, worker services included (tests and the CLI use them); the HTTP server gets the request view. */
+  services: WorkerServices;
   stop(): Promise<void>;
 }
 
@@ -82,7 +84,7 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
     const jobs = new Jobs(url, config, QUEUES, log);
     await jobs.start();
     cleanup.unshift(() => jobs.stop());
-    const services: Services = {
+    const services: WorkerServices = {
       config,
       db,
       ownerPool,
@@ -95,9 +97,9 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
       log,
       metrics,
     };
-    if (config.workers) await jobs.work(services);
+    if (config.workers) await jobs.work(services, runJob);
     // `npm run worker`: the same services and job workers, no HTTP listener.
-    const server = opts.http === false ? { port: 0, close: async () => undefined } : await startHttpServer(services, config.port, config.host);
+    const server = opts.http === false ? { port: 0, close: async () => undefined } : await startHttpServer(requestServices(services), config.port, config.host);
     cleanup.unshift(() => server.close());
     const host = config.host === '0.0.0.0' ? 'localhost' : config.host;
     return {

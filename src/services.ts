@@ -10,22 +10,36 @@ import type { Storage } from './storage/s3.ts';
 import type { Jobs } from './jobs/queue.ts';
 import type { Metrics } from './observability/metrics.ts';
 
-/** Long-lived services shared by every request, built once at start-up (src/app.ts). */
-export interface Services {
+/**
+ * What request code (resolvers, the services they call, subscriptions) may use. Every database access goes
+ * through `db`, as the NOBYPASSRLS request role inside a transaction with the caller's context; jobs are enqueued
+ * through SQL (app.enqueue_job). There is deliberately no privileged pool and no pg-boss handle here.
+ */
+export interface RequestServices {
   config: Config;
   db: Database;
-  /**
-   * Privileged connection (the migration/owner role) for the few maintenance tasks that cannot run as the app role:
-   * creating and dropping site schemas and roles, purges, backup COPY streams. Never reachable from a resolver.
-   */
-  ownerPool: pg.Pool;
   tokens: AccessTokens;
   passwords: PasswordHasher;
   authenticator: Authenticator;
   events: EventHub;
   storage: Storage;
-  jobs: Jobs;
   log: Logger;
   /** Prometheus metrics served at GET /metrics. */
   metrics: Metrics;
+}
+
+/** What job handlers get on top: the owner pool and pg-boss. Built in src/app.ts, never handed to a resolver. */
+export interface WorkerServices extends RequestServices {
+  /**
+   * Privileged connection (the migration/owner role) for the few maintenance tasks that cannot run as the app role:
+   * creating and dropping site schemas and roles, purges, backup COPY streams.
+   */
+  ownerPool: pg.Pool;
+  jobs: Jobs;
+}
+
+/** The request-only view of the services: a new object, so the worker-only ones are not reachable at run time either. */
+export function requestServices(s: WorkerServices): RequestServices {
+  const { config, db, tokens, passwords, authenticator, events, storage, log, metrics } = s;
+  return { config, db, tokens, passwords, authenticator, events, storage, log, metrics };
 }

@@ -147,7 +147,7 @@ describe('backup and restore', () => {
 
 describe('daily schedule', () => {
   it('the scheduled fan-out backs up every healthy site once, on behalf of an admin', async () => {
-    await app.services.jobs.boss.send('site-backup-schedule', {});
+    await app.services.jobs.send('site-backup-schedule', {});
     const row = await (async () => {
       const start = Date.now();
       for (;;) {
@@ -160,7 +160,7 @@ describe('daily schedule', () => {
     expect(row.map((b) => b.status)).toEqual(['SUCCESS']);
     expect(row[0].requested_by).toBeTruthy();
     // Run again: the site already has today's scheduled backup, nothing new.
-    await app.services.jobs.boss.send('site-backup-schedule', {});
+    await app.services.jobs.send('site-backup-schedule', {});
     await new Promise((res) => setTimeout(res, 1500));
     expect((await sql.query(`select count(*)::int as n from app_public.backups where site_id = $1 and scheduled`, [siteUuid])).rows[0].n).toBe(1);
   });

@@ -157,7 +157,7 @@ describe('lifecycle and bad input', () => {
     const site = await waitForSite(owner, c.site.id, ['HEALTHY']);
     await owner.gql.ok(`mutation($s: ID!) { deleteSite(siteId: $s) { status } }`, { s: c.site.id });
     await sql.query(`update app_public.sites set retention_until = now() - interval '1 minute' where name = $1`, [`purge-${process.pid}`]);
-    await app.services.jobs.boss.send('site-purge', {});
+    await app.services.jobs.send('site-purge', {});
     const deleted = await waitForSite(owner, c.site.id, ['DELETED']);
     expect(deleted.schemaName).toBeNull();
     expect((await sql.query(`select 1 from pg_namespace where nspname = $1`, [site.schemaName])).rowCount).toBe(0);

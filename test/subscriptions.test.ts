@@ -121,10 +121,8 @@ describe('tenantJobs: reads shared by the subscribers of one principal, never ac
     await addMember(owner, jobsTenant.id, other, 'MEMBER');
     const tenantId = uuidFromGlobalId('Tenant', jobsTenant.id, 'tenantId');
     const ownerId = uuidFromGlobalId('User', owner.id, 'userId');
-    const job = await app.services.db.withContext({ userId: ownerId }, (tx) =>
-      tx.job.create({ data: { tenantId, type: 'site-provision', requestedBy: ownerId, maxAttempts: 1 } }),
-    );
-    const run = new JobRun(app.services, { tenantId, userId: ownerId, requestId: 'test', jobId: job.id }, 1, 1);
+    const job = (await app.services.ownerPool.query(`insert into app_public.jobs (tenant_id, type, requested_by, max_attempts) values ($1, 'site-provision', $2, 1) returning id`, [tenantId, ownerId])).rows[0] as { id: string };
+    const run = new JobRun(app.services, { tenantId, userId: ownerId, requestId: 'test', jobId: job.id, args: {} }, 1, 1, new AbortController().signal);
     expect(await run.begin()).toBe(true);
 
     // Three connections of the member (one principal: one read per event), one of another member, one of the owner.
@@ -191,10 +189,8 @@ describe('tenantJobs: one transaction per subscriber per event', () => {
     await addMember(owner, oneTenant.id, member, 'MEMBER');
     const tenantId = uuidFromGlobalId('Tenant', oneTenant.id, 'tenantId');
     const ownerId = uuidFromGlobalId('User', owner.id, 'userId');
-    const job = await app.services.db.withContext({ userId: ownerId }, (tx) =>
-      tx.job.create({ data: { tenantId, type: 'site-provision', requestedBy: ownerId, maxAttempts: 1 } }),
-    );
-    const run = new JobRun(app.services, { tenantId, userId: ownerId, requestId: 'test', jobId: job.id }, 1, 1);
+    const job = (await app.services.ownerPool.query(`insert into app_public.jobs (tenant_id, type, requested_by, max_attempts) values ($1, 'site-provision', $2, 1) returning id`, [tenantId, ownerId])).rows[0] as { id: string };
+    const run = new JobRun(app.services, { tenantId, userId: ownerId, requestId: 'test', jobId: job.id, args: {} }, 1, 1, new AbortController().signal);
     expect(await run.begin()).toBe(true);
     const events: any[] = [];
     const errors: unknown[] = [];

@@ -1,5 +1,5 @@
 import type { RequestTransaction, Tx } from '../db/database.ts';
-import type { Services } from '../services.ts';
+import type { RequestServices } from '../services.ts';
 
 /** The GraphQL context of one request (HTTP) or one subscription operation (WebSocket). */
 export interface Context {
@@ -15,7 +15,7 @@ export interface Context {
   db: Tx;
   /** The HTTP request's open transaction, committed or rolled back by the server plugin once the response is known. */
   transaction?: RequestTransaction;
-  services: Services;
+  services: RequestServices;
   /** Work to run after the request's transaction rolled back (e.g. recording a failed mutation in the audit log). */
   afterRollback: Array<() => Promise<void>>;
 }

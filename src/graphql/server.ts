@@ -11,7 +11,7 @@ import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { IncomingMessage } from 'node:http';
 import { schema } from './schema.ts';
 import type { Context } from './context.ts';
-import type { Services } from '../services.ts';
+import type { RequestServices } from '../services.ts';
 import { AppError } from './errors.ts';
 import { pendingMigrations } from '../db/migrate.ts';
 import { uuidFromGlobalId, isUuid } from './ids.ts';
@@ -67,7 +67,7 @@ interface RequestRecord {
 const records = new Map<string, RequestRecord>();
 
 /** One JSON access log line and the request metrics per HTTP GraphQL request, whatever refused or served it. */
-function accessLog(services: Services): express.RequestHandler {
+function accessLog(services: RequestServices): express.RequestHandler {
   return (req, res, next) => {
     const started = performance.now();
     const record: RequestRecord = { requestId: crypto.randomUUID(), errorCodes: [] };
@@ -137,7 +137,7 @@ function tenantHeader(value: string | undefined): string | null {
  * One transaction per request: opened only once the operation passed validation and the limits (a refused request
  * sends no SQL), committed when the operation produced no error, rolled back otherwise.
  */
-function transactionPlugin(services: Services): ApolloServerPlugin<Context> {
+function transactionPlugin(services: RequestServices): ApolloServerPlugin<Context> {
   return {
     async requestDidStart() {
       return {
@@ -199,7 +199,7 @@ function transactionPlugin(services: Services): ApolloServerPlugin<Context> {
   };
 }
 
-export async function startHttpServer(services: Services, port: number, host: string) {
+export async function startHttpServer(services: RequestServices, port: number, host: string) {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', services.config.http.trustProxy);

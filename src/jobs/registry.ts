@@ -7,7 +7,7 @@ import { tenantExportQueue } from '../modules/backups/export.ts';
 import { backupDeleteObjectsQueue, backupExpireQueue, siteBackupQueue, siteBackupScheduleQueue, siteRestoreQueue } from '../modules/backups/jobs.ts';
 
 /** Every queue of the deployment, created at start-up with its retry and expiry options. */
-export const QUEUES: QueueDefinition<any>[] = [
+export const QUEUES: QueueDefinition[] = [
   documentProcessQueue,
   storageDeleteObjectQueue,
   siteProvisionQueue,

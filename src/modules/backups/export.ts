@@ -1,8 +1,6 @@
-import type { QueueDefinition } from '../../jobs/queue.ts';
-import type { Services } from '../../services.ts';
+import { tenantQueue } from '../../jobs/queue.ts';
 import type { Context } from '../../graphql/context.ts';
-import { runTracked } from '../jobs/run.ts';
-import { enqueueTrackedJob, type TrackedJobPayload } from '../jobs/service.ts';
+import { enqueueTrackedJob } from '../jobs/service.ts';
 import { asOwner } from '../sites/provisioning.ts';
 import { ident } from '../sites/apps.ts';
 import { audited, recordAudit } from '../audit/service.ts';
@@ -17,7 +15,7 @@ export const exportPrefix = (tenantId: string, jobId: string) => `tenants/${tena
 export function exportTenant(ctx: Context, tenantId: string) {
   return audited(ctx, { tenantId, action: 'exportTenant', targetType: 'Tenant', targetId: tenantId }, async () => {
     await requireTenantRole(ctx, tenantId, 'ADMIN');
-    const job = await enqueueTrackedJob(ctx, { tenantId, queue: 'tenant-export', maxAttempts: 3, data: {} });
+    const job = await enqueueTrackedJob(ctx, 'tenant-export', { tenantId, args: {} });
     await recordAudit(ctx, { tenantId, action: 'exportTenant', targetType: 'Job', targetId: job.id });
     return job;
   });
@@ -28,16 +26,16 @@ export function exportTenant(ctx: Context, tenantId: string) {
  * owner role: a maintenance task), archives that schema plus the tenant's stored objects with the site-backup
  * writer, then drops the scratch schema. The groundwork for moving one tenant out of a shared database.
  */
-export const tenantExportQueue: QueueDefinition<TrackedJobPayload> = {
+export const tenantExportQueue = tenantQueue({
   name: 'tenant-export',
   retryLimit: 2,
   retryDelay: 2,
   retryBackoff: true,
   expireInSeconds: 3600,
   heartbeatSeconds: 10,
-  handle: (services: Services, data, meta) =>
-    runTracked(services, data, meta, async (run) => {
-      const { tenantId, jobId } = data;
+  async run(run) {
+      const services = run.services;
+      const { tenantId, jobId } = run.job;
       const scratch = `export_${jobId.replace(/-/g, '')}`;
       const prefix = exportPrefix(tenantId, jobId);
       const tenant = await run.withDb((tx) => tx.tenant.findUniqueOrThrow({ where: { id: tenantId }, select: { slug: true } }));
@@ -73,5 +71,5 @@ export const tenantExportQueue: QueueDefinition<TrackedJobPayload> = {
       } finally {
         await services.ownerPool.query(`drop schema if exists ${ident(scratch)} cascade`).catch(() => undefined);
       }
-    }),
-};
+  },
+});

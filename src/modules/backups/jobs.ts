@@ -1,21 +1,12 @@
-import crypto from 'node:crypto';
-import type { QueueDefinition, JobPayload } from '../../jobs/queue.ts';
-import type { Services } from '../../services.ts';
-import { PermanentJobError, runTracked } from '../jobs/run.ts';
-import type { TrackedJobPayload } from '../jobs/service.ts';
+import { maintenanceQueue, tenantQueue } from '../../jobs/queue.ts';
+import type { WorkerServices } from '../../services.ts';
+import { requestServices } from '../../services.ts';
+import type { Context } from '../../graphql/context.ts';
+import { PermanentJobError, RefusedJob } from '../jobs/run.ts';
 import { APPS, ident, siteRoleName, siteSchemaName } from '../sites/apps.ts';
 import { asOwner, ensureSiteRole, moveSite } from '../sites/provisioning.ts';
 import { writeArchive, restoreArchive, restoreFiles, swapSchemas } from './archive.ts';
-import { BACKUP_ATTEMPTS, RESTORE_ATTEMPTS, backupPrefix } from './service.ts';
-
-export interface BackupJobPayload extends TrackedJobPayload {
-  siteId: string;
-  backupId: string;
-}
-
-export interface RestoreJobPayload extends BackupJobPayload {
-  previousStatus: 'HEALTHY' | 'SOFT_DELETED';
-}
+import { BACKUP_ATTEMPTS, RESTORE_ATTEMPTS, backupPrefix, backupSite } from './service.ts';
 
 const siteFilesPrefix = (tenantId: string, siteId: string) => `tenants/${tenantId}/sites/${siteId}/files/`;
 
@@ -60,20 +51,17 @@ const restorePhase = (step: string) =>
  * `site-backup`: a FULL archive of the site's schema and files under the backup's prefix. A retry (after a crash
  * or a transient S3 failure) starts from a clean prefix; the backup is SUCCESS only after every part is verified.
  */
-export const siteBackupQueue: QueueDefinition<BackupJobPayload> = {
+export const siteBackupQueue = tenantQueue({
   name: 'site-backup',
   retryLimit: BACKUP_ATTEMPTS - 1,
   retryDelay: 2,
   retryBackoff: true,
   expireInSeconds: 3600,
   heartbeatSeconds: 10,
-  handle: (services: Services, data, meta) =>
-    runTracked(
-      services,
-      data,
-      meta,
-      async (run) => {
-        const { tenantId, siteId, backupId } = data;
+  async run(run) {
+        const services = run.services;
+        const { tenantId } = run;
+        const { siteId, backupId } = run.args;
         const site = await run.withDb((tx) => tx.site.findUnique({ where: { tenantId_id: { tenantId, id: siteId } } }));
         if (!site || !site.schemaName) throw new PermanentJobError('the site has no schema to back up');
         const prefix = backupPrefix(tenantId, backupId);
@@ -108,39 +96,34 @@ export const siteBackupQueue: QueueDefinition<BackupJobPayload> = {
           site.schemaName,
         ]);
         return { backupId, tables: manifest.tables.length, files: manifest.files.length, bytes: manifest.totalBytes };
-      },
-      {
-        onFailed: async (run, error) => {
-          await services.storage.abortUploads(backupPrefix(data.tenantId, data.backupId)).catch(() => undefined);
-          await services.storage.deletePrefix(backupPrefix(data.tenantId, data.backupId)).catch(() => undefined);
-          await run.withDb((tx) => tx.backup.updateMany({ where: { tenantId: data.tenantId, id: data.backupId }, data: { status: 'FAILED', error, completedAt: new Date() } }));
-        },
-        onCancelled: async (run) => {
-          await services.storage.deletePrefix(backupPrefix(data.tenantId, data.backupId)).catch(() => undefined);
-          await run.withDb((tx) => tx.backup.updateMany({ where: { tenantId: data.tenantId, id: data.backupId }, data: { status: 'FAILED', error: 'cancelled', completedAt: new Date() } }));
-        },
-      },
-    ),
-};
+  },
+  async onFailed(run, error) {
+    const prefix = backupPrefix(run.tenantId, run.args.backupId);
+    await run.services.storage.abortUploads(prefix).catch(() => undefined);
+    await run.services.storage.deletePrefix(prefix).catch(() => undefined);
+    await run.withDb((tx) => tx.backup.updateMany({ where: { tenantId: run.tenantId, id: run.args.backupId }, data: { status: 'FAILED', error, completedAt: new Date() } }));
+  },
+  async onCancelled(run) {
+    await run.services.storage.deletePrefix(backupPrefix(run.tenantId, run.args.backupId)).catch(() => undefined);
+    await run.withDb((tx) => tx.backup.updateMany({ where: { tenantId: run.tenantId, id: run.args.backupId }, data: { status: 'FAILED', error: 'cancelled', completedAt: new Date() } }));
+  },
+});
 
 /**
  * `site-restore`: verifies every checksum of the archive before touching anything, loads it into a fresh schema in
  * one transaction, then swaps it in (and the files). On any failure the site keeps exactly its previous data.
  */
-export const siteRestoreQueue: QueueDefinition<RestoreJobPayload> = {
+export const siteRestoreQueue = tenantQueue({
   name: 'site-restore',
   retryLimit: RESTORE_ATTEMPTS - 1,
   retryDelay: 2,
   retryBackoff: true,
   expireInSeconds: 3600,
   heartbeatSeconds: 10,
-  handle: (services: Services, data, meta) =>
-    runTracked(
-      services,
-      data,
-      meta,
-      async (run) => {
-        const { tenantId, siteId, backupId } = data;
+  async run(run) {
+        const services = run.services;
+        const { tenantId } = run;
+        const { siteId, backupId } = run.args;
         const backup = await run.withDb((tx) => tx.backup.findUnique({ where: { tenantId_id: { tenantId, id: backupId } } }));
         if (!backup || backup.status !== 'SUCCESS' || backup.siteId !== siteId) throw new PermanentJobError('the backup is not a SUCCESS backup of this site');
         const live = siteSchemaName(siteId);
@@ -182,67 +165,65 @@ export const siteRestoreQueue: QueueDefinition<RestoreJobPayload> = {
         await moveSite(run, siteId, 'HEALTHY');
         await run.log(clock.line());
         return { backupId, schema: live };
-      },
-      {
-        onFailed: async (run) => {
-          await services.ownerPool.query(`drop schema if exists ${ident(`restore_${data.siteId.replace(/-/g, '')}`)} cascade`).catch(() => undefined);
-          await moveSite(run, data.siteId, data.previousStatus).catch(() => undefined);
-        },
-        onCancelled: async (run) => {
-          await moveSite(run, data.siteId, data.previousStatus).catch(() => undefined);
-        },
-      },
-    ),
-};
+  },
+  async onFailed(run) {
+    await run.services.ownerPool.query(`drop schema if exists ${ident(`restore_${run.args.siteId.replace(/-/g, '')}`)} cascade`).catch(() => undefined);
+    await moveSite(run, run.args.siteId, run.args.previousStatus).catch(() => undefined);
+  },
+  async onCancelled(run) {
+    await moveSite(run, run.args.siteId, run.args.previousStatus).catch(() => undefined);
+  },
+});
 
-/** `backup-delete-objects`: removes an expired backup's archive after the row is gone. */
-export const backupDeleteObjectsQueue: QueueDefinition<JobPayload & { prefix: string }> = {
+/**
+ * `backup-delete-objects` (maintenance, enqueued by the backups_delete_archive trigger when a backup row is deleted):
+ * removes that backup's archive. The prefix is built from the ids, never taken from the payload, and nothing is
+ * deleted while a backup row with that id still exists.
+ */
+export const backupDeleteObjectsQueue = maintenanceQueue({
   name: 'backup-delete-objects',
   retryLimit: 5,
   retryDelay: 5,
   retryBackoff: true,
   expireInSeconds: 600,
-  async handle(services, data) {
-    if (!data.prefix.startsWith(`tenants/${data.tenantId}/backups/`)) throw new Error('prefix outside the tenant’s backups');
-    await services.storage.abortUploads(data.prefix);
-    return { deleted: await services.storage.deletePrefix(data.prefix) };
+  async run(services, data) {
+    const live = await services.ownerPool.query(`select 1 from app_public.backups where tenant_id = $1 and id = $2`, [data.tenantId, data.backupId]);
+    if (live.rowCount) throw new RefusedJob('the backup still exists: its archive is kept');
+    const prefix = backupPrefix(data.tenantId, data.backupId);
+    await services.storage.abortUploads(prefix);
+    return { deleted: await services.storage.deletePrefix(prefix) };
   },
-};
+});
 
-/** `backup-expire` (maintenance, hourly): backups past their retention go, rows and archives. */
-export const backupExpireQueue: QueueDefinition<Record<string, never>> = {
+/** `backup-expire` (maintenance, hourly): backups past their retention go; their archives follow (trigger). */
+export const backupExpireQueue = maintenanceQueue({
   name: 'backup-expire',
   retryLimit: 3,
   retryDelay: 60,
   retryBackoff: true,
   expireInSeconds: 900,
   cron: '17 * * * *',
-  async handle(services) {
-    const expired = await services.ownerPool.query<{ tenant_id: string; id: string; object_key: string }>(
-      `select tenant_id, id, object_key from app_public.backups where expires_at <= now() order by expires_at limit 500`,
+  async run(services) {
+    const expired = await services.ownerPool.query(
+      `delete from app_public.backups where (tenant_id, id) in (select tenant_id, id from app_public.backups where expires_at <= now() order by expires_at limit 500)`,
     );
-    for (const b of expired.rows) {
-      await services.storage.abortUploads(b.object_key);
-      await services.storage.deletePrefix(b.object_key);
-      await services.ownerPool.query(`delete from app_public.backups where tenant_id = $1 and id = $2`, [b.tenant_id, b.id]);
-    }
-    return { expired: expired.rows.length };
+    return { expired: expired.rowCount };
   },
-};
+});
 
 /**
- * `site-backup-schedule` (maintenance, BACKUP_CRON, owner role): one scheduled FULL backup of every healthy site,
- * on behalf of the site's creator when still an admin, else the tenant's oldest owner (so the job runs in a
- * member's RLS context like any other). One backup per site per day (singleton key).
+ * `site-backup-schedule` (maintenance, BACKUP_CRON): one scheduled FULL backup of every healthy site, through the
+ * same service path as `backupSite` — in the RLS context of the site's creator when still an admin, else the
+ * tenant's oldest owner, with the scheduler named in the audit entry. One backup per site per 20 hours.
  */
-export const siteBackupScheduleQueue: QueueDefinition<Record<string, never>> = {
+export const siteBackupScheduleQueue = maintenanceQueue({
   name: 'site-backup-schedule',
   cron: (config) => config.backups.cron,
   retryLimit: 2,
   retryDelay: 60,
   retryBackoff: true,
   expireInSeconds: 900,
-  async handle(services) {
+  async run(services, _data, job) {
     const due = await services.ownerPool.query<{ tenant_id: string; site_id: string; actor: string | null }>(
       `select s.tenant_id, s.id as site_id,
               coalesce(
@@ -256,26 +237,27 @@ export const siteBackupScheduleQueue: QueueDefinition<Record<string, never>> = {
     let scheduled = 0;
     for (const row of due.rows) {
       if (!row.actor) continue;
-      const backupId = crypto.randomUUID();
-      await asOwner(services.ownerPool, async (c) => {
-        await c.query<{ id: string }>(
-          `insert into app_public.backups (tenant_id, id, site_id, object_key, requested_by, scheduled, expires_at)
-           values ($1::uuid, $2::uuid, $3::uuid, $4, $5::uuid, true, now() + make_interval(days => $6::int))
-           returning id`,
-          [row.tenant_id, backupId, row.site_id, backupPrefix(row.tenant_id, backupId), row.actor, services.config.backups.retentionDays],
-        );
-        const job = await c.query<{ id: string }>(
-          `insert into app_public.jobs (tenant_id, type, site_id, requested_by, max_attempts) values ($1, 'site-backup', $2, $3, $4) returning id`,
-          [row.tenant_id, row.site_id, row.actor, BACKUP_ATTEMPTS],
-        );
-        await services.jobs.boss.send(
-          'site-backup',
-          { tenantId: row.tenant_id, userId: row.actor, requestId: `schedule-${new Date().toISOString()}`, jobId: job.rows[0]!.id, siteId: row.site_id, backupId },
-          { db: { executeSql: (text: string, values?: unknown[]) => c.query(text, values as unknown[]) } },
-        );
-      });
-      scheduled++;
+      try {
+        await scheduledBackup(services, row.tenant_id, row.site_id, row.actor, `schedule-${job.id}`);
+        scheduled++;
+      } catch (err) {
+        job.log.warn({ err, tenantId: row.tenant_id, siteId: row.site_id }, 'scheduled backup not started');
+      }
     }
     return { scheduled };
   },
-};
+});
+
+/** backupSite as a request would run it: one transaction in the acting member's context, narrowed to the tenant. */
+async function scheduledBackup(services: WorkerServices, tenantId: string, siteId: string, actor: string, requestId: string) {
+  const afterRollback: Array<() => Promise<void>> = [];
+  try {
+    await services.db.withContext({ userId: actor, tenant: tenantId, requestId }, (tx) => {
+      const ctx: Context = { requestId, userId: actor, tenant: tenantId, ip: null, userAgent: 'tenantplane-scheduler', db: tx, services: requestServices(services), afterRollback };
+      return backupSite(ctx, tenantId, siteId, { scheduled: true });
+    });
+  } catch (e) {
+    for (const hook of afterRollback) await hook();
+    throw e;
+  }
+}

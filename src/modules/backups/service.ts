@@ -7,6 +7,8 @@ import { enqueueTrackedJob } from '../jobs/service.ts';
 import { assertTransition } from '../sites/lifecycle.ts';
 
 export const BACKUP_ATTEMPTS = 3;
+/** Who the audit log names beside the member a scheduled backup acts for. */
+export const SCHEDULER_ACTOR = 'system:backup-schedule';
 export const RESTORE_ATTEMPTS = 2;
 
 export function backupPrefix(tenantId: string, backupId: string) {
@@ -19,8 +21,12 @@ async function findSite(ctx: Context, tenantId: string, siteId: string) {
   return site;
 }
 
-/** A manual FULL backup of a running site: the backup row (PENDING) and its job, in this transaction. */
-export function backupSite(ctx: Context, tenantId: string, siteId: string) {
+/**
+ * A FULL backup of a running site: the backup row (PENDING) and its job, in this transaction. The same path serves
+ * `backupSite` and the daily schedule (`scheduled`: the scheduler acts for the site's admin, and says so in the
+ * audit entry).
+ */
+export function backupSite(ctx: Context, tenantId: string, siteId: string, opts: { scheduled?: boolean } = {}) {
   return audited(ctx, { tenantId, action: 'backupSite', targetType: 'Site', targetId: siteId }, async () => {
     await requireTenantRole(ctx, tenantId, 'ADMIN');
     const site = await findSite(ctx, tenantId, siteId);
@@ -35,11 +41,12 @@ export function backupSite(ctx: Context, tenantId: string, siteId: string) {
         siteId,
         objectKey: backupPrefix(tenantId, id),
         requestedBy: ctx.userId,
+        scheduled: opts.scheduled ?? false,
         expiresAt: new Date(Date.now() + ctx.services.config.backups.retentionDays * 86400_000),
       },
     });
-    const job = await enqueueTrackedJob(ctx, { tenantId, queue: 'site-backup', siteId, maxAttempts: BACKUP_ATTEMPTS, data: { siteId, backupId: id } });
-    await recordAudit(ctx, { tenantId, action: 'backupSite', targetType: 'Backup', targetId: id, details: { siteId } });
+    const job = await enqueueTrackedJob(ctx, 'site-backup', { tenantId, siteId, args: { siteId, backupId: id } });
+    await recordAudit(ctx, { tenantId, action: 'backupSite', targetType: 'Backup', targetId: id, details: { siteId, ...(opts.scheduled ? { scheduledBy: SCHEDULER_ACTOR } : {}) } });
     return { backup, job };
   });
 }
@@ -52,7 +59,7 @@ export function deleteBackup(ctx: Context, tenantId: string, backupId: string) {
     await requireTenantRole(ctx, tenantId, 'ADMIN');
     if (backup.expiresAt > new Date()) throw forbidden(`this backup is kept until ${backup.expiresAt.toISOString()} (retention) and cannot be deleted before`);
     await ctx.db.backup.delete({ where: { tenantId_id: { tenantId, id: backupId } }, select: { id: true } }).catch((e) => translateDatabaseError(e));
-    await ctx.services.jobs.send(ctx.db, 'backup-delete-objects', { tenantId, userId: ctx.userId, requestId: ctx.requestId, prefix: backup.objectKey });
+    // The archive goes by the backups_delete_archive trigger (sql/0014) once this commits: no request enqueues deletions.
     await recordAudit(ctx, { tenantId, action: 'deleteBackup', targetType: 'Backup', targetId: backupId });
     return true;
   });
@@ -70,13 +77,7 @@ export function restoreSite(ctx: Context, tenantId: string, siteId: string, back
     if (site.status !== 'SOFT_DELETED' && site.status !== 'HEALTHY') throw badInput('siteId', `cannot restore a site that is ${site.status}`);
     assertTransition(site.status, 'RESTORING', 'restore');
     await ctx.db.site.updateMany({ where: { tenantId, id: siteId }, data: { status: 'RESTORING', updatedAt: new Date() } });
-    const job = await enqueueTrackedJob(ctx, {
-      tenantId,
-      queue: 'site-restore',
-      siteId,
-      maxAttempts: RESTORE_ATTEMPTS,
-      data: { siteId, backupId, previousStatus: site.status },
-    });
+    const job = await enqueueTrackedJob(ctx, 'site-restore', { tenantId, siteId, args: { siteId, backupId, previousStatus: site.status } });
     await recordAudit(ctx, { tenantId, action: 'restoreSite', targetType: 'Site', targetId: siteId, details: { backupId } });
     return { site, job };
   });

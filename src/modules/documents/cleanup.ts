@@ -1,28 +1,34 @@
-import type { QueueDefinition, JobPayload } from '../../jobs/queue.ts';
-
-export interface DeleteObjectPayload extends JobPayload {
-  objectKey: string;
-  multipartUploadId?: string | null;
-}
+import { maintenanceQueue } from '../../jobs/queue.ts';
+import { RefusedJob } from '../jobs/run.ts';
 
 /**
- * `storage-delete-object`: removes bytes after the transaction that stopped referencing them committed
- * (enqueued in that transaction). Skips objects a file row still points to, so a retry or a race never loses data.
+ * `storage-delete-object` (maintenance): removes bytes after the transaction that stopped referencing them
+ * committed — enqueued by the database itself (sql/0014: a file row deleted, or an upload completed onto a file
+ * that already held its bytes), never by a request. It deletes only an object of the named tenant's own prefix that
+ * no file row and no unfinished upload points to, so a forged, repeated or racing job never loses data.
  */
-export const storageDeleteObjectQueue: QueueDefinition<DeleteObjectPayload> = {
+export const storageDeleteObjectQueue = maintenanceQueue({
   name: 'storage-delete-object',
   retryLimit: 5,
   retryDelay: 2,
   retryBackoff: true,
   expireInSeconds: 120,
-  async handle(services, data) {
-    if (!data.objectKey.startsWith(`tenants/${data.tenantId}/`)) throw new Error('object key outside the tenant prefix');
-    const stillUsed = await services.db.withContext({ userId: data.userId, requestId: data.requestId }, (tx) =>
-      tx.file.count({ where: { tenantId: data.tenantId, objectKey: data.objectKey } }),
+  async run(services, data) {
+    const key = new RegExp(`^tenants/${data.tenantId}/objects/[0-9a-f-]{36}$`);
+    if (!key.test(data.objectKey)) throw new RefusedJob('the object key is not an object of the tenant it names');
+    const { rows } = await services.ownerPool.query<{ files: number; open: string[] }>(
+      `select (select count(*)::int from app_public.files where tenant_id = $1 and object_key = $2) as files,
+              array(select multipart_upload_id from app_public.uploads
+                     where tenant_id = $1 and object_key = $2 and completed_at is null and expires_at > now()) as open`,
+      [data.tenantId, data.objectKey],
     );
-    if (stillUsed > 0) return { kept: true };
-    if (data.multipartUploadId) await services.storage.abortMultipart(data.objectKey, data.multipartUploadId);
+    if (rows[0]!.files > 0 || rows[0]!.open.length > 0) return { kept: true };
+    const abandoned = await services.ownerPool.query<{ multipart_upload_id: string }>(
+      `select multipart_upload_id from app_public.uploads where tenant_id = $1 and object_key = $2 and multipart_upload_id is not null`,
+      [data.tenantId, data.objectKey],
+    );
+    for (const u of abandoned.rows) await services.storage.abortMultipart(data.objectKey, u.multipart_upload_id).catch(() => undefined);
     await services.storage.delete(data.objectKey);
     return { deleted: data.objectKey };
   },
-};
+});

@@ -1,9 +1,5 @@
-import type { QueueDefinition, JobPayload } from '../../jobs/queue.ts';
-import type { Services } from '../../services.ts';
-
-export interface DocumentProcessPayload extends JobPayload {
-  documentId: string;
-}
+import { tenantQueue } from '../../jobs/queue.ts';
+import { PermanentJobError } from '../jobs/run.ts';
 
 /** Text extraction reads at most this much; larger text files end PROCESSED without statistics. */
 const MAX_TEXT_BYTES = 32 * 1024 * 1024;
@@ -28,32 +24,28 @@ export function textStatistics(text: string) {
   return { chars, words, lines, preview: [...text].slice(0, PREVIEW_CHARS).join('') };
 }
 
-/** A failure that retrying cannot fix: the document ends ERROR at once. */
-class PoisonedDocument extends Error {}
-
 /**
- * `document-process`: UPLOADED → PROCESSING → PROCESSED | ERROR. Runs as the uploader in the tenant (same RLS
- * context as the request). Idempotent: a document already finished is left alone; a retry redoes the extraction.
+ * `document-process`: UPLOADED → PROCESSING → PROCESSED | ERROR, a tracked job like every tenant job. Runs as the
+ * uploader in the tenant (same RLS context as the request). Idempotent: a document already finished is left alone;
+ * a retry redoes the extraction. A file that is not what it claims ends ERROR at once; transient failures retry.
  */
-export const documentProcessQueue: QueueDefinition<DocumentProcessPayload> = {
+export const documentProcessQueue = tenantQueue({
   name: 'document-process',
   retryLimit: 3,
   retryDelay: 1,
   retryBackoff: true,
   expireInSeconds: 300,
-  async handle(services: Services, data, job) {
-    const ctx = { userId: data.userId, tenant: null, requestId: data.requestId };
-    const doc = await services.db.withContext(ctx, async (tx) => {
-      const d = await tx.document.findUnique({ where: { tenantId_id: { tenantId: data.tenantId, id: data.documentId } }, include: { file: true } });
+  async run(run) {
+    const { tenantId } = run;
+    const doc = await run.withDb(async (tx) => {
+      const d = await tx.document.findUnique({ where: { tenantId_id: { tenantId, id: run.args.documentId } }, include: { file: true } });
       if (!d || d.status === 'PROCESSED' || d.status === 'ERROR') return null;
-      await tx.document.update({ where: { tenantId_id: { tenantId: d.tenantId, id: d.id } }, data: { status: 'PROCESSING', updatedAt: new Date() }, select: { id: true } });
+      await tx.document.update({ where: { tenantId_id: { tenantId, id: d.id } }, data: { status: 'PROCESSING', updatedAt: new Date() }, select: { id: true } });
       return d;
     });
     if (!doc) return { skipped: true };
     const finish = (fields: Record<string, unknown>) =>
-      services.db.withContext(ctx, (tx) =>
-        tx.document.updateMany({ where: { tenantId: doc.tenantId, id: doc.id }, data: { ...fields, processedAt: new Date(), updatedAt: new Date() } }),
-      );
+      run.withDb((tx) => tx.document.updateMany({ where: { tenantId, id: doc.id }, data: { ...fields, processedAt: new Date(), updatedAt: new Date() } }));
     try {
       if (!isTextLike(doc.mimeType)) {
         await finish({ status: 'PROCESSED', error: null });
@@ -63,28 +55,32 @@ export const documentProcessQueue: QueueDefinition<DocumentProcessPayload> = {
         await finish({ status: 'PROCESSED', error: null });
         return { text: false, reason: 'too large for text extraction' };
       }
-      const bytes = await services.storage.read(doc.file.objectKey, MAX_TEXT_BYTES);
+      const bytes = await run.services.storage.read(doc.file.objectKey, MAX_TEXT_BYTES);
       let text: string;
       try {
         text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
       } catch {
-        throw new PoisonedDocument(`the file is declared ${doc.mimeType} but is not valid UTF-8 text`);
+        throw new PermanentJobError(`the file is declared ${doc.mimeType} but is not valid UTF-8 text`);
       }
       const stats = textStatistics(text.replace(/^\uFEFF/, ''));
       await finish({ status: 'PROCESSED', error: null, charCount: stats.chars, wordCount: stats.words, lineCount: stats.lines, preview: stats.preview });
       return { text: true, ...stats, preview: undefined };
     } catch (e) {
-      const lastAttempt = job.retryCount >= job.retryLimit;
-      if (e instanceof PoisonedDocument || lastAttempt) {
-        const reason = e instanceof PoisonedDocument ? e.message : `processing failed after ${job.retryCount + 1} attempts: ${(e as Error).message}`;
-        await finish({ status: 'ERROR', error: reason });
-        return { error: reason };
+      // Back to UPLOADED so a retry starts clean; after the last attempt onFailed makes it ERROR.
+      if (!(e instanceof PermanentJobError)) {
+        await run
+          .withDb((tx) => tx.document.updateMany({ where: { tenantId, id: doc.id, status: 'PROCESSING' }, data: { status: 'UPLOADED' } }))
+          .catch(() => undefined);
       }
-      // Transient (storage or database): back to UPLOADED so the retry starts clean.
-      await services.db
-        .withContext(ctx, (tx) => tx.document.updateMany({ where: { tenantId: doc.tenantId, id: doc.id, status: 'PROCESSING' }, data: { status: 'UPLOADED' } }))
-        .catch(() => undefined);
       throw e;
     }
   },
-};
+  async onFailed(run, error) {
+    await run.withDb((tx) =>
+      tx.document.updateMany({
+        where: { tenantId: run.tenantId, id: run.args.documentId, status: { in: ['UPLOADED', 'PROCESSING'] } },
+        data: { status: 'ERROR', error, processedAt: new Date(), updatedAt: new Date() },
+      }),
+    );
+  },
+});

@@ -6,8 +6,7 @@ import { parseInput } from '../../graphql/validate.ts';
 import { MULTIPART_THRESHOLD, PART_SIZE, Storage } from '../../storage/s3.ts';
 import { audited, recordAudit } from '../audit/service.ts';
 import { requireTenantRole, requireUser } from '../tenants/access.ts';
-import type { DocumentProcessPayload } from './processing.ts';
-import type { DeleteObjectPayload } from './cleanup.ts';
+import { enqueueTrackedJob } from '../jobs/service.ts';
 
 /** Objects above this size are refused outright (S3's single-object limit is 5 TiB; we keep uploads sane). */
 const MAX_UPLOAD_BYTES = 5 * 1024 * 1024 * 1024;
@@ -177,8 +176,8 @@ export async function completeUpload(ctx: Context, tenantId: string, uploadId: s
       // Another upload of the same bytes may have completed meanwhile: keep one copy.
       const twin = await ctx.db.file.findUnique({ where: { tenantId_sha256: { tenantId, sha256: upload.sha256 } }, select: { id: true } });
       if (twin) {
+        // This upload's own copy goes once the upload is marked complete onto the twin (trigger, sql/0014).
         fileId = twin.id;
-        await enqueueDelete(ctx, tenantId, upload.objectKey);
       } else {
         const file = await ctx.db.file.create({
           data: { tenantId, sha256: upload.sha256, sizeBytes: upload.sizeBytes, mimeType: upload.mimeType, objectKey: upload.objectKey },
@@ -207,14 +206,10 @@ export async function completeUpload(ctx: Context, tenantId: string, uploadId: s
       translateDatabaseError(e, { uniqueViolation: conflict(`you already have a document named "${upload.filename}"`, 'filename') });
     }
     await ctx.db.upload.updateMany({ where: { tenantId, id: uploadId }, data: { completedAt: new Date(), fileId } });
-    await ctx.services.jobs.send<DocumentProcessPayload>(ctx.db, 'document-process', { tenantId, userId, requestId: ctx.requestId, documentId });
+    await enqueueTrackedJob(ctx, 'document-process', { tenantId, args: { documentId } });
     await recordAudit(ctx, { tenantId, action: 'completeUpload', targetType: 'Document', targetId: documentId, details: { filename: upload.filename } });
     return documentId;
   });
-}
-
-async function enqueueDelete(ctx: Context, tenantId: string, objectKey: string) {
-  await ctx.services.jobs.send<DeleteObjectPayload>(ctx.db, 'storage-delete-object', { tenantId, userId: ctx.userId, requestId: ctx.requestId, objectKey });
 }
 
 async function findDocument(ctx: Context, tenantId: string, documentId: string) {
@@ -252,8 +247,8 @@ export function deleteDocument(ctx: Context, tenantId: string, documentId: strin
     await ctx.db.document.delete({ where: { tenantId_id: { tenantId, id: documentId } }, select: { id: true } }).catch((e) => translateDatabaseError(e));
     const others = await ctx.db.document.count({ where: { tenantId, fileId: doc.fileId } });
     if (others === 0) {
-      const file = await ctx.db.file.delete({ where: { tenantId_id: { tenantId, id: doc.fileId } }, select: { objectKey: true } });
-      await enqueueDelete(ctx, tenantId, file.objectKey);
+      // Its bytes go after the commit: the files_delete_object trigger (sql/0014) enqueues their deletion.
+      await ctx.db.file.delete({ where: { tenantId_id: { tenantId, id: doc.fileId } }, select: { id: true } });
     }
     return true;
   });

@@ -1,32 +1,23 @@
 import type { Context } from '../../graphql/context.ts';
-import { conflict, forbidden, notFound } from '../../graphql/errors.ts';
-import type { JobPayload } from '../../jobs/queue.ts';
+import { conflict, forbidden, notFound, translateDatabaseError } from '../../graphql/errors.ts';
+import type { TenantJobArgs, TenantQueueName } from '../../jobs/queues.ts';
 import { requireTenantRole } from '../tenants/access.ts';
 import { audited, recordAudit } from '../audit/service.ts';
 
-export interface TrackedJobPayload extends JobPayload {
-  jobId: string;
-}
-
 /**
- * Creates the tenant-visible job row and enqueues its pg-boss job, both in the request's transaction: a
- * rolled-back mutation leaves neither, a committed one exactly one of each.
+ * Asks for a tenant job through the one narrow path, app.enqueue_job (sql/0014): it checks the queue and the
+ * caller's role, takes the acting user from the transaction's context, and writes the tracked `jobs` row and the
+ * pg-boss job together, in the request's transaction — a rolled-back mutation leaves neither.
  */
-export async function enqueueTrackedJob<D extends Record<string, unknown>>(
+export async function enqueueTrackedJob<Q extends TenantQueueName>(
   ctx: Context,
-  opts: { tenantId: string; queue: string; siteId?: string | null; maxAttempts: number; data: D },
+  queue: Q,
+  opts: { tenantId: string; siteId?: string | null; args: TenantJobArgs<Q> },
 ) {
-  const job = await ctx.db.job.create({
-    data: { tenantId: opts.tenantId, type: opts.queue, siteId: opts.siteId ?? null, requestedBy: ctx.userId, maxAttempts: opts.maxAttempts },
-  });
-  await ctx.services.jobs.send<TrackedJobPayload & D>(ctx.db, opts.queue, {
-    ...opts.data,
-    tenantId: opts.tenantId,
-    userId: ctx.userId,
-    requestId: ctx.requestId,
-    jobId: job.id,
-  });
-  return job;
+  const rows = await ctx.db
+    .$queryRaw<{ id: string }[]>`select app.enqueue_job(${queue}, ${opts.tenantId}::uuid, ${opts.siteId ?? null}::uuid, ${JSON.stringify(opts.args)}::jsonb) as id`
+    .catch((e) => translateDatabaseError(e));
+  return ctx.db.job.findUniqueOrThrow({ where: { tenantId_id: { tenantId: opts.tenantId, id: rows[0]!.id } } });
 }
 
 /** Asks a job to stop: its handler stops at the next checkpoint and ends CANCELLED. */

@@ -1,16 +1,10 @@
 import type pg from 'pg';
-import type { QueueDefinition } from '../../jobs/queue.ts';
-import type { Services } from '../../services.ts';
+import { tenantQueue } from '../../jobs/queue.ts';
 import type { SiteStatus } from '../../db/generated/prisma/enums.ts';
-import { PermanentJobError, runTracked, type JobRun } from '../jobs/run.ts';
-import type { TrackedJobPayload } from '../jobs/service.ts';
+import { PermanentJobError, type JobRun } from '../jobs/run.ts';
 import { APPS, ident, siteRoleName, siteSchemaName } from './apps.ts';
 import { canTransition } from './lifecycle.ts';
 import { SITE_PROVISION_ATTEMPTS } from './service.ts';
-
-export interface SiteJobPayload extends TrackedJobPayload {
-  siteId: string;
-}
 
 /** Runs fn in one transaction on the owner pool (DDL the app role may not do). */
 export async function asOwner<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -28,12 +22,12 @@ export async function asOwner<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promis
   }
 }
 
-export async function moveSite(run: JobRun, siteId: string, to: SiteStatus, extra: Record<string, unknown> = {}) {
+export async function moveSite(run: JobRun<unknown>, siteId: string, to: SiteStatus, extra: Record<string, unknown> = {}) {
   await run.withDb(async (tx) => {
-    const site = await tx.site.findUnique({ where: { tenantId_id: { tenantId: run.data.tenantId, id: siteId } }, select: { status: true } });
+    const site = await tx.site.findUnique({ where: { tenantId_id: { tenantId: run.tenantId, id: siteId } }, select: { status: true } });
     if (!site) throw new PermanentJobError('the site no longer exists');
     if (site.status !== to && !canTransition(site.status, to)) throw new PermanentJobError(`the site is ${site.status}, it cannot become ${to}`);
-    await tx.site.updateMany({ where: { tenantId: run.data.tenantId, id: siteId }, data: { status: to, updatedAt: new Date(), ...extra } });
+    await tx.site.updateMany({ where: { tenantId: run.tenantId, id: siteId }, data: { status: to, updatedAt: new Date(), ...extra } });
   });
 }
 
@@ -93,57 +87,54 @@ async function healthCheck(pool: pg.Pool, schema: string, role: string, apps: st
 
 /**
  * `site-provision`: PENDING → PROVISIONING → RUNNING → HEALTHY, or FAILED with the job's log. Every step is
- * idempotent (if-not-exists DDL, upserts), so a retry after a crash at any point ends as a clean run would.
+ * idempotent (if-not-exists DDL, upserts), so a retry after a crash at any point resumes from the state the dead
+ * attempt left — PROVISIONING or RUNNING — and ends as a clean run would.
  */
-export const siteProvisionQueue: QueueDefinition<SiteJobPayload> = {
+export const siteProvisionQueue = tenantQueue({
   name: 'site-provision',
   retryLimit: SITE_PROVISION_ATTEMPTS - 1,
   retryDelay: 1,
   retryBackoff: true,
   expireInSeconds: 600,
   heartbeatSeconds: 10,
-  handle: (services: Services, data, meta) =>
-    runTracked(
-      services,
-      data,
-      meta,
-      async (run) => {
-        const site = await run.withDb((tx) => tx.site.findUnique({ where: { tenantId_id: { tenantId: data.tenantId, id: data.siteId } } }));
-        if (!site) throw new PermanentJobError('the site no longer exists');
-        const schema = siteSchemaName(site.id);
-        const role = siteRoleName(site.id);
-        if (site.status !== 'PROVISIONING') await moveSite(run, site.id, 'PROVISIONING');
-        await run.progress(10, 'creating schema and role', `schema ${schema}, owner ${role}`);
-        await createSchema(services.ownerPool, schema, role);
-        await run.progress(30, 'installing apps', site.apps.length ? `apps: ${site.apps.join(', ')}` : 'no apps');
-        await installApps(services.ownerPool, schema, role, site.apps);
-        await run.progress(55, 'creating storage prefix');
-        await services.storage.putEmpty(`tenants/${site.tenantId}/sites/${site.id}/files/.keep`);
-        await run.progress(70, 'recording schema');
-        await asOwner(services.ownerPool, (c) =>
-          c.query(
-            `insert into app_public.tenant_schemas (tenant_id, schema_name, site_id, owner_role) values ($1, $2, $3, $4)
-             on conflict (tenant_id, schema_name) do nothing`,
-            [site.tenantId, schema, site.id, role],
-          ),
-        );
-        await moveSite(run, site.id, 'RUNNING', { schemaName: schema });
-        await run.progress(80, 'health check');
-        const health = await healthCheck(services.ownerPool, schema, role, site.apps);
-        await asOwner(services.ownerPool, (c) =>
-          c.query(`update app_public.tenant_schemas set size_bytes = $3 where tenant_id = $1 and schema_name = $2`, [site.tenantId, schema, health.sizeBytes]),
-        );
-        await moveSite(run, site.id, 'HEALTHY');
-        await run.log(`healthy: ${JSON.stringify(health.tables)}`);
-        return { schema, role, ...health };
-      },
-      {
-        onFailed: async (run) => {
-          await moveSite(run, data.siteId, 'FAILED').catch(() => undefined);
-        },
-        onCancelled: async (run) => {
-          await moveSite(run, data.siteId, 'FAILED').catch(() => undefined);
-        },
-      },
-    ),
-};
+  async run(run) {
+    const services = run.services;
+    const site = await run.withDb((tx) => tx.site.findUnique({ where: { tenantId_id: { tenantId: run.tenantId, id: run.args.siteId } } }));
+    if (!site) throw new PermanentJobError('the site no longer exists');
+    const schema = siteSchemaName(site.id);
+    const role = siteRoleName(site.id);
+    if (site.status === 'HEALTHY') return { schema, role, resumed: 'already healthy' };
+    if (site.status === 'PENDING') await moveSite(run, site.id, 'PROVISIONING');
+    else if (site.status !== 'PROVISIONING' && site.status !== 'RUNNING') throw new PermanentJobError(`the site is ${site.status}: nothing to provision`);
+    if (site.status !== 'PENDING') await run.log(`resuming from ${site.status}`);
+    await run.progress(10, 'creating schema and role', `schema ${schema}, owner ${role}`);
+    await createSchema(services.ownerPool, schema, role);
+    await run.progress(30, 'installing apps', site.apps.length ? `apps: ${site.apps.join(', ')}` : 'no apps');
+    await installApps(services.ownerPool, schema, role, site.apps);
+    await run.progress(55, 'creating storage prefix');
+    await services.storage.putEmpty(`tenants/${site.tenantId}/sites/${site.id}/files/.keep`);
+    await run.progress(70, 'recording schema');
+    await asOwner(services.ownerPool, (c) =>
+      c.query(
+        `insert into app_public.tenant_schemas (tenant_id, schema_name, site_id, owner_role) values ($1, $2, $3, $4)
+         on conflict (tenant_id, schema_name) do nothing`,
+        [site.tenantId, schema, site.id, role],
+      ),
+    );
+    await moveSite(run, site.id, 'RUNNING', { schemaName: schema });
+    await run.progress(80, 'health check');
+    const health = await healthCheck(services.ownerPool, schema, role, site.apps);
+    await asOwner(services.ownerPool, (c) =>
+      c.query(`update app_public.tenant_schemas set size_bytes = $3 where tenant_id = $1 and schema_name = $2`, [site.tenantId, schema, health.sizeBytes]),
+    );
+    await moveSite(run, site.id, 'HEALTHY');
+    await run.log(`healthy: ${JSON.stringify(health.tables)}`);
+    return { schema, role, ...health };
+  },
+  async onFailed(run) {
+    await moveSite(run, run.args.siteId, 'FAILED').catch(() => undefined);
+  },
+  async onCancelled(run) {
+    await moveSite(run, run.args.siteId, 'FAILED').catch(() => undefined);
+  },
+});

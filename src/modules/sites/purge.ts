@@ -1,4 +1,4 @@
-import type { QueueDefinition } from '../../jobs/queue.ts';
+import { maintenanceQueue } from '../../jobs/queue.ts';
 import { asOwner } from './provisioning.ts';
 import { ident, siteRoleName, siteSchemaName } from './apps.ts';
 
@@ -6,14 +6,14 @@ import { ident, siteRoleName, siteSchemaName } from './apps.ts';
  * `site-purge` (maintenance, every 15 minutes, owner role): soft-deleted sites whose retention has ended lose their
  * schema, role and files, and become DELETED. Each site in its own transaction; a crash resumes where it stopped.
  */
-export const sitePurgeQueue: QueueDefinition<Record<string, never>> = {
+export const sitePurgeQueue = maintenanceQueue({
   name: 'site-purge',
   retryLimit: 3,
   retryDelay: 30,
   retryBackoff: true,
   expireInSeconds: 900,
   cron: '*/15 * * * *',
-  async handle(services) {
+  async run(services) {
     const due = await services.ownerPool.query<{ tenant_id: string; id: string; name: string }>(
       `select tenant_id, id, name from app_public.sites where status = 'SOFT_DELETED' and retention_until <= now() order by retention_until limit 100`,
     );
@@ -37,4 +37,4 @@ export const sitePurgeQueue: QueueDefinition<Record<string, never>> = {
     }
     return { purged };
   },
-};
+});

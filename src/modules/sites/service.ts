@@ -50,7 +50,7 @@ export function createSite(ctx: Context, tenantId: string, raw: unknown) {
         },
       })
       .catch((e) => translateDatabaseError(e, { uniqueViolation: conflict(`the site name "${input.name}" is taken`, 'name') }));
-    const job = await enqueueTrackedJob(ctx, { tenantId, queue: 'site-provision', siteId: site.id, maxAttempts: SITE_PROVISION_ATTEMPTS, data: { siteId: site.id } });
+    const job = await enqueueTrackedJob(ctx, 'site-provision', { tenantId, siteId: site.id, args: { siteId: site.id } });
     await recordAudit(ctx, { tenantId, action: 'createSite', targetType: 'Site', targetId: site.id, details: { name: input.name, apps: input.apps } });
     return { site, job };
   });
@@ -62,7 +62,7 @@ export function retrySiteProvisioning(ctx: Context, tenantId: string, siteId: st
     const site = await findSite(ctx, tenantId, siteId);
     assertTransition(site.status, 'PENDING', 'retry the provisioning of');
     await setStatus(ctx, tenantId, siteId, 'PENDING');
-    const job = await enqueueTrackedJob(ctx, { tenantId, queue: 'site-provision', siteId, maxAttempts: SITE_PROVISION_ATTEMPTS, data: { siteId } });
+    const job = await enqueueTrackedJob(ctx, 'site-provision', { tenantId, siteId, args: { siteId } });
     await recordAudit(ctx, { tenantId, action: 'retrySiteProvisioning', targetType: 'Site', targetId: siteId });
     return { site, job };
   });

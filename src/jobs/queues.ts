@@ -1,0 +1,42 @@
+import { z } from 'zod';
+
+/**
+ * Every queue of the deployment, named once with the shape of what it carries. Handlers (src/modules/*) bind to
+ * these names and enqueueing is typed by them, so a queue name is never a loose string at a call site.
+ *
+ * Tenant queues are what a member may ask for: enqueued only through the SQL function app.enqueue_job (sql/0014),
+ * tracked by a `jobs` row that holds their arguments, run as the member who asked, inside that tenant. Maintenance
+ * queues are enqueued by the database (triggers on the rows whose removal they follow) or by cron, never by a
+ * request; their handlers run as the owner role and check what they are told before acting.
+ */
+const uuid = z.uuid();
+
+export const TENANT_QUEUES = {
+  'document-process': { minRole: 'MEMBER', args: z.strictObject({ documentId: uuid }) },
+  'site-provision': { minRole: 'ADMIN', args: z.strictObject({ siteId: uuid }) },
+  'site-backup': { minRole: 'ADMIN', args: z.strictObject({ siteId: uuid, backupId: uuid }) },
+  'site-restore': { minRole: 'ADMIN', args: z.strictObject({ siteId: uuid, backupId: uuid, previousStatus: z.enum(['HEALTHY', 'SOFT_DELETED']) }) },
+  'tenant-export': { minRole: 'ADMIN', args: z.strictObject({}) },
+} as const satisfies Record<string, { minRole: 'MEMBER' | 'ADMIN'; args: z.ZodType<Record<string, string>> }>;
+
+export const MAINTENANCE_QUEUES = {
+  'storage-delete-object': z.strictObject({ tenantId: uuid, objectKey: z.string() }),
+  'backup-delete-objects': z.strictObject({ tenantId: uuid, backupId: uuid }),
+  'backup-expire': z.object({}),
+  'site-purge': z.object({}),
+  'site-backup-schedule': z.object({}),
+} as const satisfies Record<string, z.ZodType<Record<string, unknown>>>;
+
+export type TenantQueueName = keyof typeof TENANT_QUEUES;
+export type MaintenanceQueueName = keyof typeof MAINTENANCE_QUEUES;
+export type QueueName = TenantQueueName | MaintenanceQueueName;
+export type TenantJobArgs<Q extends TenantQueueName> = z.infer<(typeof TENANT_QUEUES)[Q]['args']>;
+export type MaintenancePayload<Q extends MaintenanceQueueName> = z.infer<(typeof MAINTENANCE_QUEUES)[Q]>;
+
+/** What app.enqueue_job puts in every tenant job's pg-boss payload, next to the arguments. */
+export interface TenantJobEnvelope {
+  tenantId: string;
+  userId: string;
+  jobId: string;
+  requestId: string;
+}

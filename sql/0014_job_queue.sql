@@ -464,6 +464,8 @@ revoke all on all tables in schema pgboss from tenantplane_app;
 revoke all on all sequences in schema pgboss from tenantplane_app;
 revoke all on all functions in schema pgboss from tenantplane_app;
 revoke all on schema pgboss from public;
+-- PostgreSQL's default EXECUTE for PUBLIC too (without USAGE on the schema it is unusable, but say it plainly).
+revoke execute on all functions in schema pgboss from public;
 
 -- The queues a tenant may ask for, and the least role that may ask. Anything else is a maintenance queue that only
 -- the database (triggers below) and the workers enqueue. src/jobs/registry.ts declares the same list (a test checks).

@@ -110,6 +110,7 @@ export class Jobs {
   async work(services: WorkerServices, runner: JobRunner) {
     for (const q of this.queues) {
       await this.#boss.work(q.name, { batchSize: 1, includeMetadata: true, pollingIntervalSeconds: 0.5 }, async (jobs: Job<unknown>[]) => {
+        let output: unknown;
         for (const job of jobs as Array<Job<unknown> & { retryCount: number; retryLimit: number }>) {
           // The enqueuing request's id is carried in the payload: every line of the job's log carries it too.
           const requestId = (job.data as { requestId?: unknown } | null)?.requestId;
@@ -122,13 +123,15 @@ export class Jobs {
             return Math.round(seconds * 1000);
           };
           try {
-            await runner(services, q, job, log);
+            output = await runner(services, q, job, log);
             log.info({ durationMs: finished('completed'), attempt: (job.retryCount ?? 0) + 1 }, 'job completed');
           } catch (err) {
             log.warn({ err, durationMs: finished('failed'), attempt: (job.retryCount ?? 0) + 1 }, 'job attempt failed');
             throw err;
           }
         }
+        // One job per batch: what the handler returned becomes the pg-boss job's output (a refusal says why).
+        return output;
       });
     }
   }

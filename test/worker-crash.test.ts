@@ -83,4 +83,49 @@ describe('a killed worker', () => {
     workers.start();
     await poll(async () => (await sql.query(`select status from app_public.jobs where id = $1`, [jobUuid])).rows[0]?.status === 'COMPLETED', 60_000, 'completed');
   }, 120_000);
+
+  it('SIGKILLed at each step of provisioning (schema, storage, and after RUNNING in the health check): every retry finishes its site', async () => {
+    workers.killAll();
+    await sql.query(`update app_public.tenants set plan_id = 'pro' where slug = $1`, [tenant.slug]);
+    // One slow worker per site, so that each job's worker can be killed at its own step.
+    const steps = [
+      { step: 'creating schema and role', status: 'PROVISIONING' },
+      { step: 'creating storage prefix', status: 'PROVISIONING' },
+      { step: 'health check', status: 'RUNNING' },
+    ];
+    const slow = steps.map(() => workers.start({ JOB_STEP_DELAY_MS: '2500' }));
+    const sites = await Promise.all(
+      steps.map(async (_, i) => {
+        const created = await owner.gql.ok(`mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id } job { id } } }`, {
+          i: { tenantId: tenant.id, name: `step-${i}-${process.pid}`, displayName: `Step ${i}`, apps: ['notes'] },
+        });
+        return { site: rowUuid(created.createSite.site.id), job: rowUuid(created.createSite.job.id) };
+      }),
+    );
+    await Promise.all(
+      sites.map(async ({ site, job }, i) => {
+        const at = await poll(async () => {
+          const r = (await sql.query(`select j.step, j.logs, s.status from app_public.jobs j join app_public.sites s on s.id = j.site_id where j.id = $1`, [job])).rows[0];
+          return r?.step === steps[i]!.step ? r : null;
+        }, 60_000, `job ${i} at "${steps[i]!.step}"`);
+        expect(at.status).toBe(steps[i]!.status);
+        const pid = Number(/started on .* \(pid (\d+)\)/.exec(at.logs.join('\n'))![1]);
+        const holder = slow.find((w) => w.pid === pid);
+        expect(holder, `the worker (pid ${pid}) holding job ${i}`).toBeDefined();
+        holder!.kill('SIGKILL');
+        await new Promise((r) => (holder!.exitCode !== null || holder!.signalCode !== null ? r(null) : holder!.once('exit', r)));
+      }),
+    );
+    workers.start();
+    for (const { site, job } of sites) {
+      const done = await poll(async () => {
+        const r = await sql.query(`select s.status, j.status as job, j.attempts from app_public.sites s join app_public.jobs j on j.site_id = s.id where j.id = $1`, [job]);
+        return r.rows[0]?.job === 'COMPLETED' || r.rows[0]?.job === 'FAILED' ? r.rows[0] : null;
+      }, 90_000, `site ${site} to finish`);
+      expect(done).toMatchObject({ status: 'HEALTHY', job: 'COMPLETED', attempts: 2 });
+      const hex = site.replace(/-/g, '');
+      expect((await sql.query(`select count(*)::int as n from app_public.tenant_schemas where site_id = $1`, [site])).rows[0].n).toBe(1);
+      expect((await sql.query(`select count(*)::int as n from information_schema.tables where table_schema = $1`, [`site_${hex}`])).rows[0].n).toBe(1);
+    }
+  }, 180_000);
 });

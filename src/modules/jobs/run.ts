@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import type { Job } from 'pg-boss';
@@ -85,7 +86,8 @@ export class JobRun<A = Record<string, string>> {
           attempts: this.attempt,
           startedAt: job.startedAt ?? new Date(),
           updatedAt: new Date(),
-          logs: { push: `attempt ${this.attempt} of ${this.maxAttempts} started` },
+          // Which worker holds the attempt: operators (and the crash tests) find it by host and pid.
+          logs: { push: `attempt ${this.attempt} of ${this.maxAttempts} started on ${os.hostname()} (pid ${process.pid})` },
         },
       });
       return true;

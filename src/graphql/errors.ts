@@ -72,3 +72,18 @@ export function translateDatabaseError(e: unknown, hints: { uniqueViolation?: Ap
   }
   throw e;
 }
+
+/**
+ * An error raised by our own SQL (a TP* SQLSTATE: quota and lifecycle triggers, definer functions) as the contract
+ * error it stands for, wherever it surfaced; any other error as is (masked later if it is not ours).
+ */
+export function contractError(e: unknown): unknown {
+  if (e instanceof AppError) return e;
+  if (!sqlState(e)?.startsWith('TP')) return e;
+  try {
+    translateDatabaseError(e);
+  } catch (mapped) {
+    return mapped;
+  }
+  return e;
+}

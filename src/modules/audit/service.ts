@@ -1,5 +1,6 @@
 import type { Context } from '../../graphql/context.ts';
 import type { Tx } from '../../db/database.ts';
+import { contractError } from '../../graphql/errors.ts';
 
 export interface AuditEntry {
   tenantId: string;
@@ -32,7 +33,9 @@ export async function recordAudit(ctx: Context, entry: AuditEntry) {
 export async function audited<T>(ctx: Context, entry: AuditEntry, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
-  } catch (error) {
+  } catch (raised) {
+    // A refusal of our own SQL (a quota or lifecycle trigger: TPQU0, TPIN0…) answers with its contract code.
+    const error = contractError(raised);
     if (ctx.userId) {
       const code = (error as { extensions?: { code?: string } }).extensions?.code ?? 'INTERNAL_SERVER_ERROR';
       ctx.afterRollback.push(() =>

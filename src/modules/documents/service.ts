@@ -98,6 +98,9 @@ export function createUpload(ctx: Context, tenantId: string, raw: unknown): Prom
         url = await storage.presignPut(objectKey, input.mimeType, input.sizeBytes, ttl);
       }
     }
+    // A multipart upload started here would outlive a rolled-back request (the storage quota trigger may refuse the
+    // insert below): abort it then.
+    if (multipartUploadId) ctx.afterRollback.push(() => storage.abortMultipart(objectKey, multipartUploadId!));
     await ctx.db.upload.create({
       data: {
         tenantId,
@@ -115,8 +118,6 @@ export function createUpload(ctx: Context, tenantId: string, raw: unknown): Prom
       },
       select: { id: true },
     });
-    // A multipart upload started here would outlive a rolled-back request: abort it then.
-    if (multipartUploadId) ctx.afterRollback.push(() => storage.abortMultipart(objectKey, multipartUploadId!));
     await recordAudit(ctx, { tenantId, action: 'createUpload', targetType: 'Upload', targetId: id, details: { filename, sizeBytes: input.sizeBytes, alreadyStored: !!existing } });
     return {
       id,

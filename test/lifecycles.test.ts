@@ -2,7 +2,8 @@ import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { startTestApp, type TestApp } from './support/app.ts';
-import { createTenant, signUp } from './support/client.ts';
+import { createTenant, signUp, type TestUser } from './support/client.ts';
+import { tenantScopedGlobalId } from '../src/graphql/ids.ts';
 import { TRANSITIONS } from '../src/modules/sites/lifecycle.ts';
 
 /**
@@ -15,6 +16,7 @@ const APP_ROLE = 'tenantplane_app';
 let app: TestApp;
 let db: pg.Client;
 interface Side {
+  owner: TestUser;
   tenantId: string;
   ownerId: string;
   siteId: string;
@@ -71,7 +73,7 @@ async function setUpSide(prefix: string): Promise<Side> {
     `insert into app_public.files (tenant_id, id, sha256, size_bytes, mime_type, object_key) values ($1, $2, $3, 10, 'text/plain', 'tenants/' || $1::uuid::text || '/objects/' || $2::uuid::text)`,
     [tenantId, fileId, crypto.randomBytes(32).toString('hex')],
   );
-  return { tenantId, ownerId: userId, siteId, fileId };
+  return { owner, tenantId, ownerId: userId, siteId, fileId };
 }
 
 beforeAll(async () => {
@@ -328,5 +330,28 @@ describe('garbage context reads as no context: zero rows, no error', () => {
     await inTx({ userId: A.ownerId.replace(/-/g, '').toUpperCase() }, async () => {
       expect(await attempt(`select * from app_public.tenants`)).toBe(1);
     });
+  });
+});
+
+describe('through GraphQL, the database has the last word', () => {
+  it('concurrent suspendSite and deleteSite of one HEALTHY site: a legal end state, every loser BAD_USER_INPUT naming the state it found', async () => {
+    for (let round = 0; round < 3; round++) {
+      const id = await row('sites', 'HEALTHY');
+      const siteId = tenantScopedGlobalId('Site', A.tenantId, id);
+      const calls = Array.from({ length: 16 }, (_, i) =>
+        A.owner.gql.request(`mutation($s: ID!) { ${i % 2 ? 'deleteSite' : 'suspendSite'}(siteId: $s) { id status } }`, { s: siteId }),
+      );
+      const results = await Promise.all(calls);
+      const errors = results.flatMap((r) => r.errors ?? []);
+      for (const e of errors) {
+        expect(e.extensions?.code, e.message).toBe('BAD_USER_INPUT');
+        expect(e.message).toMatch(/^cannot (suspend|delete) a site that is (SUSPENDED|SOFT_DELETED)$|^cannot move a site from (SUSPENDED|SOFT_DELETED) to (SUSPENDED|SOFT_DELETED)$/);
+      }
+      const { rows } = await q(`select status::text from app_public.sites where id = $1`, [id]);
+      expect(rows[0].status).toBe('SOFT_DELETED'); // a delete always gets through (from HEALTHY or SUSPENDED), nothing undoes it
+      // Each success in the audit log is a legal move.
+      const audit = await q(`select action, details ->> 'from' as "from", details ->> 'to' as "to" from app_public.audit_events where target_id = $1 and outcome = 'SUCCESS'`, [id]);
+      for (const a of audit.rows) expect(a.from === a.to || TRANSITIONS[a.from as keyof typeof TRANSITIONS].includes(a.to)).toBe(true);
+    }
   });
 });

@@ -105,6 +105,33 @@ describe('sites (plans.max_sites)', () => {
   });
 });
 
+describe("another tenant's quota is no oracle", () => {
+  it("inserting into a full tenant B as A's owner is refused by RLS before any count, and GraphQL answers like a missing tenant", async () => {
+    const a = await signUp(app, 'q-oracle-a');
+    const b = await signUp(app, 'q-oracle-b');
+    await tenantOf(a, 'q-oracle-a');
+    const tb = await tenantOf(b, 'q-oracle-b');
+    for (let i = 0; i < 2; i++) {
+      await b.gql.ok(`mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id } } }`, { i: { tenantId: tb.gid, name: `qo-${process.pid}-${i}`, displayName: 'B' } });
+    }
+    const aId: string = (await sql.query(`select id from app_public.users where email = $1`, [a.email])).rows[0].id;
+    for (const narrowed of ['', tb.id]) {
+      await sql.query('begin');
+      try {
+        await sql.query(`select set_config('role', $1, true), set_config('app.user_id', $2, true), set_config('app.tenant_id', $3, true)`, [APP_ROLE, aId, narrowed]);
+        const e = await sql
+          .query(`insert into app_public.sites (tenant_id, name, display_name, domain, created_by) values ($1, $2, 'S', $2::text || '.test', $3)`, [tb.id, `qo-x-${process.pid}`, aId])
+          .catch((err) => err);
+        expect(e).toMatchObject({ code: '42501', message: expect.stringMatching(/row-level security/) });
+      } finally {
+        await sql.query('rollback');
+      }
+    }
+    const viaApi = await a.gql.request(`mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id } } }`, { i: { tenantId: tb.gid, name: `qo-y-${process.pid}`, displayName: 'A' } });
+    expect(viaApi.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+  });
+});
+
 describe('members (plans.max_members, pending invitations counted)', () => {
   it(`${PARALLEL} concurrent inviteMember on a free tenant (5 members, 1 owner): 4 invitations, the rest QUOTA_EXCEEDED`, async () => {
     const owner = await signUp(app, 'q-members');

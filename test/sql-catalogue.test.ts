@@ -8,7 +8,7 @@ import { startTestApp, type TestApp } from './support/app.ts';
  * These read pg_catalog through the privileged connection, so they hold whatever the API does.
  */
 const APP_ROLE = 'tenantplane_app';
-const SCHEMAS = ['app_public', 'app_private'];
+const SCHEMAS = ['app', 'app_public', 'app_private'];
 const TABLE_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'];
 
 let app: TestApp;
@@ -49,7 +49,7 @@ async function sqlError(sql: string): Promise<{ code?: string; message: string }
 }
 
 describe('row-level security is enabled and forced', () => {
-  it('on every table of app_public and app_private', async () => {
+  it('on every table of app, app_public and app_private', async () => {
     const tables = await rows<{ schema: string; name: string; rls: boolean; forced: boolean }>(
       `select n.nspname as schema, c.relname as name, c.relrowsecurity as rls, c.relforcerowsecurity as forced
          from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -175,6 +175,22 @@ describe('the request role', () => {
       [APP_ROLE],
     );
     expect(granted).toEqual([]);
+  });
+
+  it('only reads the tables of schema app (the lifecycle transitions of sql/0016): no write, no TRUNCATE', async () => {
+    const granted = await rows<{ what: string }>(
+      `select p.privilege || ' on ' || c.oid::regclass::text as what
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace,
+              unnest(array['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) as p(privilege)
+        where n.nspname = 'app' and c.relkind in ('r', 'p')
+          and (has_table_privilege($1, c.oid, p.privilege) or (p.privilege in ('INSERT', 'UPDATE', 'REFERENCES') and has_any_column_privilege($1, c.oid, p.privilege)))`,
+      [APP_ROLE],
+    );
+    expect(granted).toEqual([]);
+    await asAppRole(async () => {
+      const e = await sqlError(`insert into app.lifecycle_transitions (entity, from_status, to_status) values ('site', 'DELETED', 'HEALTHY')`);
+      expect(e.code).toBe('42501');
+    });
   });
 
   it('cannot create objects in any schema it can reach', async () => {

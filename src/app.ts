@@ -30,7 +30,7 @@ export interface RunningApp {
 /** The privileged URL: DATABASE_URL, or an embedded PostgreSQL started under DATA_DIR. */
 export async function resolveDatabase(config: Config, log: pino.Logger): Promise<{ url: string; embedded?: EmbeddedDatabase }> {
   if (config.database.url) return { url: config.database.url };
-  const embedded = await startEmbeddedPostgres(path.join(config.dataDir, 'postgres'), config.database.embeddedPort, (m) => log.debug(m.trim()));
+  const embedded = await startEmbeddedPostgres(path.join(config.dataDir, 'postgres'), config.database.embeddedPort, (m) => log.debug(m.trim()), (m) => log.warn(m));
   log.info({ port: config.database.embeddedPort }, 'embedded PostgreSQL started');
   return { url: embedded.url, embedded };
 }

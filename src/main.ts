@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { assertNodeVersion, loadConfig } from './config.ts';
 import { createLogger } from './observability/logger.ts';
-import { shutdownOnSignals } from './shutdown.ts';
+import { readableError, shutdownOnSignals, shutdownTimeoutMs, stopStarted } from './shutdown.ts';
 
 /** CLI entry: serve (default) | worker | migrate | admin:create | schema:print */
 async function main() {
@@ -38,8 +38,11 @@ async function main() {
       const { resolveDatabase } = await import('./app.ts');
       const { migrate } = await import('./db/migrate.ts');
       const { url, embedded } = await resolveDatabase(config, log);
-      await migrate(url, (m) => log.info(m));
-      await embedded?.stop();
+      try {
+        await migrate(url, (m) => log.info(m));
+      } finally {
+        await embedded?.stop();
+      }
       log.info('migrations applied');
       return;
     }
@@ -59,7 +62,23 @@ async function main() {
   }
 }
 
-main().catch((e) => {
-  console.error(e instanceof Error ? e.message : e);
+/**
+ * Any failure ends as ONE readable line on stderr and exit 1, after stopping what the command started and its own
+ * cleanup left running (bounded). A cluster child tells the primary instead, which prints the line once and stops
+ * everything (src/cluster.ts).
+ */
+main().catch(async (e: unknown) => {
+  const command = process.argv[2] ?? 'serve';
+  const line = readableError(e);
+  await Promise.race([stopStarted('graceful'), new Promise((r) => setTimeout(r, shutdownTimeoutMs()).unref())]);
+  await stopStarted('hard');
+  const { default: cluster } = await import('node:cluster');
+  if (cluster.isWorker && process.connected) {
+    process.send!({ tenantplane: 'startup-failed', message: line }, () => process.exit(1));
+    return;
+  }
+  const what = command === 'serve' || command === 'worker' ? 'Tenantplane could not start' : `tenantplane ${command} failed`;
+  console.error(`${what}: ${line}`);
+  if (process.env.LOG_LEVEL === 'debug' || process.env.LOG_LEVEL === 'trace') console.error(e);
   process.exit(1);
 });

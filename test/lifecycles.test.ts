@@ -378,6 +378,7 @@ describe('through GraphQL, the database has the last word', () => {
       const errors = results.flatMap((r) => r.errors ?? []);
       for (const e of errors) {
         expect(e.extensions?.code, e.message).toBe('BAD_USER_INPUT');
+        expect(e.extensions?.field).toBe('siteId');
         expect(e.message).toMatch(/^cannot (suspend|delete) a site that is (SUSPENDED|SOFT_DELETED)$|^cannot move a site from (SUSPENDED|SOFT_DELETED) to (SUSPENDED|SOFT_DELETED)$/);
       }
       const { rows } = await q(`select status::text from app_public.sites where id = $1`, [id]);

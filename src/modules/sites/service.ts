@@ -69,7 +69,10 @@ export function retrySiteProvisioning(ctx: Context, tenantId: string, siteId: st
 }
 
 async function setStatus(ctx: Context, tenantId: string, siteId: string, status: SiteStatus, extra: Record<string, unknown> = {}) {
-  await ctx.db.site.updateMany({ where: { tenantId, id: siteId }, data: { status, updatedAt: new Date(), ...extra } });
+  // The database has the last word on the move (sql/0016): a concurrent change makes it TPIN0, BAD_USER_INPUT on siteId.
+  await ctx.db.site
+    .updateMany({ where: { tenantId, id: siteId }, data: { status, updatedAt: new Date(), ...extra } })
+    .catch((e) => translateDatabaseError(e, { field: 'siteId' }));
 }
 
 /** suspend / resume / delete: admin-only moves of the state machine. */

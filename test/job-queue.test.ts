@@ -4,7 +4,7 @@ import pg from 'pg';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { poll } from './support/workers.ts';
 import { signUp, createTenant, addMember, rowUuid, type TestUser } from './support/client.ts';
-import { uploadDocument, waitForDocument } from './support/uploads.ts';
+import { createUpload, putBytes, uploadDocument, waitForDocument } from './support/uploads.ts';
 import { pgBossSchemaSql } from '../src/jobs/pgboss-schema.ts';
 import { TENANT_QUEUES } from '../src/jobs/queues.ts';
 import { QUEUES } from '../src/jobs/registry.ts';
@@ -250,6 +250,27 @@ describe('handlers trust ids only', () => {
     // A member of A named as the actor of the owner's job.
     const other = await forgeJob('tenant-export', { tenantId: tenantA, userId: memberUserA, jobId: realId, requestId: 'x' });
     expect(other.output.refused).toMatch(/another user/);
+    await expectTenantBIntact();
+  });
+});
+
+describe('maintenance sweeps', () => {
+  it('an upload announced and sent but never completed: once expired, upload-expire removes its row and its bytes', async () => {
+    const tenantGid = (await ownerA.gql.ok(`{ tenants { edges { node { id } } } }`)).tenants.edges[0].node.id;
+    const bytes = Buffer.from('abandoned before completion\n');
+    const ticket = await createUpload(ownerA, tenantGid, bytes, { filename: 'abandoned.txt', mimeType: 'text/plain' });
+    await putBytes(ticket, bytes);
+    const uploadId = rowUuid(ticket.id);
+    const key = (await sql.query(`select object_key from app_public.uploads where id = $1`, [uploadId])).rows[0].object_key;
+    expect(await app.services.storage.size(key)).toBe(bytes.length);
+    // Not yet expired: the sweep leaves it alone.
+    await app.services.jobs.send('upload-expire', {});
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await sql.query(`select count(*)::int as n from app_public.uploads where id = $1`, [uploadId])).rows[0].n).toBe(1);
+    await sql.query(`update app_public.uploads set expires_at = now() - interval '1 second' where id = $1`, [uploadId]);
+    await app.services.jobs.send('upload-expire', {});
+    await poll(async () => (await sql.query(`select 1 from app_public.uploads where id = $1`, [uploadId])).rowCount === 0, 15_000, 'the expired upload row to go');
+    await poll(async () => (await app.services.storage.size(key)) === null, 15_000, 'the abandoned bytes to go');
     await expectTenantBIntact();
   });
 });

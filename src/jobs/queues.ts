@@ -25,6 +25,7 @@ export const MAINTENANCE_QUEUES = {
   'backup-expire': z.object({}),
   'site-purge': z.object({}),
   'site-backup-schedule': z.object({}),
+  'upload-expire': z.object({}),
 } as const satisfies Record<string, z.ZodType<Record<string, unknown>>>;
 
 export type TenantQueueName = keyof typeof TENANT_QUEUES;

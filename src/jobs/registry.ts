@@ -1,6 +1,6 @@
 import type { QueueDefinition } from './queue.ts';
 import { documentProcessQueue } from '../modules/documents/processing.ts';
-import { storageDeleteObjectQueue } from '../modules/documents/cleanup.ts';
+import { storageDeleteObjectQueue, uploadExpireQueue } from '../modules/documents/cleanup.ts';
 import { siteProvisionQueue } from '../modules/sites/provisioning.ts';
 import { sitePurgeQueue } from '../modules/sites/purge.ts';
 import { tenantExportQueue } from '../modules/backups/export.ts';
@@ -10,6 +10,7 @@ import { backupDeleteObjectsQueue, backupExpireQueue, siteBackupQueue, siteBacku
 export const QUEUES: QueueDefinition[] = [
   documentProcessQueue,
   storageDeleteObjectQueue,
+  uploadExpireQueue,
   siteProvisionQueue,
   sitePurgeQueue,
   siteBackupQueue,

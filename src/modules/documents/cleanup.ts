@@ -32,3 +32,24 @@ export const storageDeleteObjectQueue = maintenanceQueue({
     return { deleted: data.objectKey };
   },
 });
+
+/**
+ * `upload-expire` (maintenance, every 15 minutes): uploads announced but never completed lose their row once
+ * expired (completeUpload refuses them anyway); the uploads_delete_abandoned_object trigger (sql/0015) then enqueues
+ * the deletion of whatever bytes the client sent, so an abandoned upload neither reserves quota nor keeps storage.
+ */
+export const uploadExpireQueue = maintenanceQueue({
+  name: 'upload-expire',
+  retryLimit: 3,
+  retryDelay: 60,
+  retryBackoff: true,
+  expireInSeconds: 600,
+  cron: '*/15 * * * *',
+  async run(services) {
+    const expired = await services.ownerPool.query(
+      `delete from app_public.uploads where (tenant_id, id) in
+         (select tenant_id, id from app_public.uploads where completed_at is null and expires_at <= now() order by expires_at limit 1000)`,
+    );
+    return { expired: expired.rowCount };
+  },
+});

@@ -111,6 +111,8 @@ export function shutdownOnSignals(log: pino.Logger, message = 'shutting down') {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A closed terminal: its SIGHUP no longer reaches the embedded PostgreSQL (a session of its own), so it is ours to stop.
+  process.on('SIGHUP', onSignal);
   return {
     /** True once a signal has arrived: stop starting things. */
     get signalled() {

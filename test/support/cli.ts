@@ -2,18 +2,36 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { expect } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { freeLocalPort } from '../../src/db/embedded.ts';
+
+/** Every CLI and data directory a test made: whatever a failing test left running is stopped, its directory removed. */
+const spawned: ChildProcess[] = [];
+const dataDirs: string[] = [];
+export function cleanUpAfterEach() {
+  afterEach(async () => {
+    await Promise.all(
+      spawned.splice(0).map(async (child) => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM'); // our own stop, which stops its embedded PostgreSQL; SIGKILL would orphan it
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+      }),
+    );
+    for (const dir of dataDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+  });
+}
 
 /** A fresh DATA_DIR; as root, postgres runs as the `postgres` user and must traverse it. */
 export function tempDataDir() {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantplane-cli-'));
   fs.chmodSync(dataDir, 0o755);
+  dataDirs.push(dataDir);
   return dataDir;
 }
 
 /** The real entry point (`npm start`) as a child process, with an embedded PostgreSQL under DATA_DIR (fresh unless given). */
-export async function spawnCli(extraEnv: Record<string, string> = {}) {
+export async function spawnCli(extraEnv: Record<string, string> = {}, opts: { detached?: boolean } = {}) {
   const dataDir = extraEnv.DATA_DIR ?? tempDataDir();
   const pgPort = await freeLocalPort();
   // process.execPath is the pinned Node 24 running this test (tsx's shebang would pick the machine's node).
@@ -31,7 +49,10 @@ export async function spawnCli(extraEnv: Record<string, string> = {}) {
       ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // A process group of its own, as a terminal's foreground job is: `kill(-pid)` is a Ctrl-C.
+    detached: opts.detached ?? false,
   });
+  spawned.push(child);
   let output = '';
   let stderr = '';
   child.stdout.on('data', (d) => (output += d));
@@ -59,8 +80,8 @@ export async function spawnCli(extraEnv: Record<string, string> = {}) {
   return { child, dataDir, pgPort, waitFor, exited, output: () => output, stderr: () => stderr };
 }
 
-export async function startCli(extraEnv: Record<string, string> = {}, listening = /listening on (http:\/\/\S+\/graphql)/) {
-  const cli = await spawnCli(extraEnv);
+export async function startCli(extraEnv: Record<string, string> = {}, listening = /listening on (http:\/\/\S+\/graphql)/, opts: { detached?: boolean } = {}) {
+  const cli = await spawnCli(extraEnv, opts);
   const url = (await cli.waitFor(listening))[1]!;
   return { ...cli, url, base: url.replace(/\/graphql$/, '') };
 }

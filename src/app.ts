@@ -2,7 +2,8 @@ import path from 'node:path';
 import pino from 'pino';
 import pg from 'pg';
 import type { Config } from './config.ts';
-import { Database, assertAppRoleIsolated } from './db/database.ts';
+import { Database, assertAppRoleIsolated, survivePoolFaults } from './db/database.ts';
+import { describeFailure } from './faults.ts';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.ts';
 import { migrate } from './db/migrate.ts';
 import { AccessTokens, OidcVerifier } from './auth/tokens.ts';
@@ -60,8 +61,8 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
     const storage = resolved.storage;
     await storage.ensureBucket();
     if (opts.migrate !== false) await migrate(url, (m) => log.debug(m));
-    const ownerPool = new pg.Pool({ connectionString: url, max: 4, application_name: 'tenantplane-owner' });
-    ownerPool.on('error', (err) => log.warn({ err }, 'idle owner connection lost'));
+    const ownerPool = new pg.Pool({ connectionString: url, max: 4, application_name: 'tenantplane-owner', connectionTimeoutMillis: 10_000, keepAlive: true });
+    survivePoolFaults(ownerPool, (err) => log.warn({ reason: describeFailure(err) }, 'owner connection lost'));
     cleanup.push(() => ownerPool.end());
     const tokens = await AccessTokens.load(ownerPool, {
       issuer: config.auth.issuer,

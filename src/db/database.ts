@@ -57,6 +57,22 @@ export function preparedStatementNames(max: number): (query: { sql: string }) =>
   };
 }
 
+/** How long a request waits for a new connection (or a free one) before failing with SERVICE_UNAVAILABLE. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * A connection that dies must never take the process down. node-postgres emits 'error' on the client: the pool
+ * listens while the client is idle, but nobody does while it is checked out (a session terminated mid-transaction,
+ * between two statements; seen as "Unhandled 'error' event" 57P01 ending the API). Every client of `pool` gets a
+ * listener of its own; the work on that client fails at its next statement (SERVICE_UNAVAILABLE for a request) and
+ * the pool discards the connection when it is released, so the next checkout gets a fresh one.
+ */
+export function survivePoolFaults(pool: pg.Pool, onLost: (err: Error) => void = () => undefined) {
+  pool.on('error', () => undefined); // the idle client's error, already heard by its own listener below
+  pool.on('connect', (client) => client.on('error', onLost));
+  return pool;
+}
+
 /**
  * Owns the connection pool and the only way to run queries: inside a transaction that first switches to the
  * app role (NOBYPASSRLS) and sets app.* with is_local = true, so nothing leaks to the next user of a connection.
@@ -75,9 +91,15 @@ export class Database {
   constructor(url: string, options: DatabaseOptions) {
     this.appRole = options.appRole;
     this.statementTimeoutMs = options.statementTimeoutMs ?? 15000;
-    this.pool = new pg.Pool({ connectionString: url, max: options.poolSize, application_name: 'tenantplane' });
-    // An idle connection dropped by the server (restart, failover, shutdown) must not crash the process.
-    this.pool.on('error', () => undefined);
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: options.poolSize,
+      application_name: 'tenantplane',
+      // A server that does not answer (a black-holed host) fails the request instead of hanging it.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+    });
+    survivePoolFaults(this.pool);
     this.pool.on('connect', (client) => {
       const query = client.query.bind(client) as (...args: unknown[]) => unknown;
       (client as { query: unknown }).query = (...args: unknown[]) => {

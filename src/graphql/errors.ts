@@ -1,4 +1,5 @@
 import { GraphQLError } from 'graphql';
+import { unavailableMessage, unreachable, type Dependency } from '../faults.ts';
 
 /** The error codes of the public contract (extensions.code). */
 export type ErrorCode =
@@ -8,9 +9,11 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'CONFLICT'
   | 'QUOTA_EXCEEDED'
+  /** The database or object storage could not be reached: the request failed, try again (HTTP 503). */
+  | 'SERVICE_UNAVAILABLE'
   | 'INTERNAL_SERVER_ERROR';
 
-const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { UNAUTHENTICATED: 401 };
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { UNAUTHENTICATED: 401, SERVICE_UNAVAILABLE: 503 };
 
 /** An error a client may see as is. Anything else is masked as INTERNAL_SERVER_ERROR with a request id. */
 export class AppError extends GraphQLError {
@@ -24,6 +27,8 @@ export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not
 export const forbidden = (message: string) => new AppError('FORBIDDEN', message);
 export const conflict = (message: string, field?: string) => new AppError('CONFLICT', message, field ? { field } : {});
 export const quotaExceeded = (message: string) => new AppError('QUOTA_EXCEEDED', message);
+/** A connection fault of PostgreSQL or S3 (src/faults.ts), as the client sees it: retryable, no detail. */
+export const serviceUnavailable = (what: Dependency) => new AppError('SERVICE_UNAVAILABLE', unavailableMessage(what));
 /** One answer for every authentication failure: never say which check failed. */
 export const unauthenticated = () => new AppError('UNAUTHENTICATED', 'authentication required: the token is missing, invalid or expired');
 
@@ -48,6 +53,8 @@ function sqlMessage(e: unknown): string {
 /** Maps our SQL functions' TP* codes (sql/) and common constraint errors to contract errors; else rethrows. */
 export function translateDatabaseError(e: unknown, hints: { uniqueViolation?: AppError; field?: string } = {}): never {
   if (e instanceof AppError) throw e;
+  const fault = unreachable(e);
+  if (fault) throw serviceUnavailable(fault.what);
   const state = sqlState(e);
   switch (state) {
     case 'TPNF0':

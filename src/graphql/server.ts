@@ -19,10 +19,11 @@ import { assertWithinLimits, checkSocketOperation, limitRules, parseOptions, var
 import { metricsTokenMatches } from '../observability/metrics.ts';
 import { sharedSubscribe } from './subscriptions.ts';
 import { StartupError, readableError } from '../shutdown.ts';
+import { describeFailure, unavailableMessage, unreachable } from '../faults.ts';
 
 /** Codes a client may see with their message; anything else is masked. */
 const PUBLIC_CODES = new Set([
-  'BAD_USER_INPUT', 'UNAUTHENTICATED', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'QUOTA_EXCEEDED',
+  'BAD_USER_INPUT', 'UNAUTHENTICATED', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'QUOTA_EXCEEDED', 'SERVICE_UNAVAILABLE',
   'GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'PERSISTED_QUERY_NOT_FOUND', 'OPERATION_RESOLUTION_FAILURE',
 ]);
 const MASKED_MESSAGE = 'internal error';
@@ -35,6 +36,9 @@ function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLF
     // Pothos rejects malformed arguments (e.g. an undecodable global id) before any resolver runs.
     return { message: (original as Error).message, path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT', field: 'id' } };
   }
+  // A lost or refused connection to PostgreSQL or S3 (a terminated session, a restart, a failover): retryable, 503.
+  const fault = ours ? undefined : unreachable(original);
+  if (fault) return { message: unavailableMessage(fault.what), path: formatted.path, locations: formatted.locations, extensions: { code: 'SERVICE_UNAVAILABLE' } };
   // Our own errors, and Apollo's request/validation errors, are meant for the client; anything thrown from deeper is not.
   if (code && PUBLIC_CODES.has(code) && (ours || !(error as GraphQLError)?.originalError || code !== 'INTERNAL_SERVER_ERROR')) {
     const { http: _http, ...extensions } = formatted.extensions ?? {};
@@ -46,6 +50,17 @@ function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLF
     return { ...formatted, extensions };
   }
   return { message: MASKED_MESSAGE, path: formatted.path, locations: formatted.locations, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+}
+
+/** How long /health/ready waits for each of the database and object storage. */
+const READY_PROBE_MS = 2_000;
+
+/** `p`, or a rejection naming `what` after `ms` (p keeps running; its outcome is then ignored). */
+function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(what)), ms)));
+  p.catch(() => undefined);
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** In production, error messages name nothing of the schema the client did not write ("Did you mean …?"). */
@@ -158,6 +173,11 @@ function transactionPlugin(services: RequestServices): ApolloServerPlugin<Contex
         async didEncounterErrors({ contextValue, errors }) {
           for (const e of errors) {
             const original = e.originalError ?? e;
+            const fault = unreachable(original);
+            if (fault && !(original instanceof AppError)) {
+              services.log.warn({ requestId: contextValue.requestId, path: e.path, reason: describeFailure(original) }, `request failed: ${fault.what} unreachable`);
+              continue;
+            }
             const clientError = original instanceof AppError || original.name === 'PothosValidationError' || (e.extensions?.code && PUBLIC_CODES.has(String(e.extensions.code)));
             if (!clientError) {
               services.log.error({ err: original, requestId: contextValue.requestId, path: e.path }, 'unexpected error');
@@ -175,17 +195,30 @@ function transactionPlugin(services: RequestServices): ApolloServerPlugin<Contex
               try {
                 await open.commit();
               } catch (err) {
-                services.log.error({ err, requestId: contextValue.requestId }, 'commit failed');
+                // Lost at COMMIT: the client cannot know whether a mutation was applied (it was, only if the
+                // server committed before the session died); answered as retryable all the same.
+                const fault = unreachable(err);
+                if (fault) services.log.warn({ requestId: contextValue.requestId, reason: describeFailure(err) }, 'commit failed: database unreachable');
+                else services.log.error({ err, requestId: contextValue.requestId }, 'commit failed');
                 if (response.body.kind === 'single') {
                   response.body.singleResult.data = null;
-                  response.body.singleResult.errors = [{ message: MASKED_MESSAGE, extensions: { code: 'INTERNAL_SERVER_ERROR' } }];
+                  response.body.singleResult.errors = [
+                    fault
+                      ? { message: unavailableMessage(fault.what), extensions: { code: 'SERVICE_UNAVAILABLE' } }
+                      : { message: MASKED_MESSAGE, extensions: { code: 'INTERNAL_SERVER_ERROR' } },
+                  ];
                 }
               }
             }
           }
           const sent = response.body.kind === 'single' ? response.body.singleResult.errors : response.body.initialResult.errors;
           for (const e of sent ?? []) {
-            if (e.extensions?.code === 'INTERNAL_SERVER_ERROR') (e.extensions as Record<string, unknown>).requestId = contextValue.requestId;
+            if (e.extensions?.code === 'INTERNAL_SERVER_ERROR' || e.extensions?.code === 'SERVICE_UNAVAILABLE') (e.extensions as Record<string, unknown>).requestId = contextValue.requestId;
+          }
+          if (sent?.some((e) => e.extensions?.code === 'SERVICE_UNAVAILABLE')) {
+            // Retryable: HTTP 503 with a hint (whatever status execution would have chosen).
+            response.http.status = 503;
+            response.http.headers.set('retry-after', '1');
           }
           response.http.headers.set('x-request-id', contextValue.requestId);
           const record = records.get(contextValue.requestId);
@@ -324,19 +357,22 @@ export async function startHttpServer(services: RequestServices, port: number, h
   app.get('/health/live', (_req, res) => {
     res.json({ status: 'ok' });
   });
+  // Each probe is bounded: a server that does not answer (a black-holed host, a full pool) makes this 503, not a hang.
   app.get('/health/ready', async (_req, res) => {
+    res.set('cache-control', 'no-store');
     try {
-      const pending = await pendingMigrations(services.db.pool);
+      const pending = await within(READY_PROBE_MS, pendingMigrations(services.db.pool), 'the database did not answer in time');
       if (pending.length) return res.status(503).json({ status: 'migrations pending', pending });
-      try {
-        await services.storage.ready();
-      } catch {
-        return res.status(503).json({ status: 'storage unreachable' });
-      }
-      res.json({ status: 'ready' });
     } catch {
-      res.status(503).json({ status: 'database unreachable' });
+      // No detail: this endpoint answers anyone (hosts and ports stay out of it).
+      return res.status(503).json({ status: 'database unreachable' });
     }
+    try {
+      await within(READY_PROBE_MS, services.storage.ready(), 'object storage did not answer in time');
+    } catch {
+      return res.status(503).json({ status: 'storage unreachable' });
+    }
+    res.json({ status: 'ready' });
   });
   app.get('/.well-known/jwks.json', (_req, res) => {
     res.set('cache-control', 'public, max-age=300').json(services.tokens.jwks);

@@ -20,6 +20,7 @@ import {
   NoSuchKey,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { markStorageError, unreachable } from '../faults.ts';
 
 export interface StorageConfig {
   endpoint: string;
@@ -54,6 +55,21 @@ export class Storage {
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 3,
     });
+    // Every error of this client, and of the bodies it streams, is marked as object storage's (src/faults.ts): a
+    // refused connection then answers "object storage is unreachable", not as if the database were.
+    this.client.middlewareStack.add(
+      (next) => async (args) => {
+        try {
+          const out = await next(args);
+          const body = (out.output as { Body?: unknown }).Body;
+          if (body && typeof (body as Readable).prependListener === 'function') (body as Readable).prependListener('error', markStorageError);
+          return out;
+        } catch (e) {
+          throw markStorageError(e);
+        }
+      },
+      { step: 'initialize', name: 'tenantplaneMarkStorageErrors' },
+    );
   }
 
   static tenantPrefix(tenantId: string) {
@@ -109,7 +125,7 @@ export class Storage {
   async completeMultipart(key: string, uploadId: string, expectedParts: number, given?: Array<{ partNumber: number; etag: string }>) {
     let parts = given?.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag }));
     if (!parts) {
-      const listed = await this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MaxParts: 10000 })).catch(() => null);
+      const listed = await this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MaxParts: 10000 })).catch(unlessUnreachable);
       if (!listed) return false;
       parts = (listed.Parts ?? []).map((p) => ({ PartNumber: p.PartNumber!, ETag: p.ETag! }));
     }
@@ -118,8 +134,8 @@ export class Storage {
     try {
       await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
       return true;
-    } catch {
-      return false;
+    } catch (e) {
+      return unlessUnreachable(e) ?? false;
     }
   }
 
@@ -178,7 +194,7 @@ export class Storage {
    * null when the endpoint cannot list them (s3rver): then the bucket's lifecycle rule must clean them.
    */
   async abortUploads(prefix: string): Promise<number | null> {
-    const listed = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix })).catch(() => null);
+    const listed = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix })).catch(unlessUnreachable);
     if (!listed) return null;
     for (const u of listed.Uploads ?? []) await this.abortMultipart(u.Key!, u.UploadId!);
     return listed.Uploads?.length ?? 0;
@@ -200,4 +216,10 @@ export class Storage {
   async delete(key: string) {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
   }
+}
+
+/** An S3 refusal (an unsupported call, bad parts) answers null; an unreachable endpoint is no answer: rethrown. */
+function unlessUnreachable(e: unknown): null {
+  if (unreachable(e)) throw e;
+  return null;
 }

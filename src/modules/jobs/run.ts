@@ -7,6 +7,7 @@ import type { WorkerServices } from '../../services.ts';
 import type { DbContext, Tx } from '../../db/database.ts';
 import type { JobRunner, MaintenanceQueueDefinition, QueueDefinition, TenantQueueDefinition } from '../../jobs/queue.ts';
 import { MAINTENANCE_QUEUES, TENANT_QUEUES, type TenantQueueName } from '../../jobs/queues.ts';
+import { describeFailure } from '../../faults.ts';
 
 /** Thrown at a checkpoint when the job was cancelled; the run then ends CANCELLED. */
 export class JobCancelled extends Error {
@@ -221,7 +222,7 @@ async function runTrackedJob(services: WorkerServices, def: TenantQueueDefinitio
       await run.cancelled();
       return { cancelled: true };
     }
-    const message = e instanceof Error ? e.message : String(e);
+    const message = describeFailure(e); // a connection fault in words: "object storage is unreachable (…)"
     if (e instanceof WorkerStopping && job.retryCount < retryLimit) {
       // Not a failure of the work: pg-boss retries it on a worker that is not stopping (an attempt is used).
       await run.retrying(message);

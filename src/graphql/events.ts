@@ -1,54 +1,225 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { describeFailure } from '../faults.ts';
 
 export const EVENTS_CHANNEL = 'tenantplane_events';
+/** The in-process event carrying a resync notice factory to every notices() iterator. */
+const RESYNC = Symbol('resync');
 
 /** A row-change notice sent by a trigger with pg_notify (see sql/0004_audit.sql). It names a row; it carries no data. */
 export interface ChangeNotice {
   kind: string;
   tenantId: string;
   id: string;
+  /**
+   * Set (with an empty `id`) on the notice every subscriber gets after the LISTEN connection came back: notices
+   * of its kind and tenant sent since `since` (the database's clock, with a margin) may have been missed, so the
+   * subscription re-reads what it shows (visibleEvents' `resync`).
+   */
+  resync?: { since: Date };
 }
+
+export const isResync = (n: ChangeNotice) => n.resync !== undefined;
+
+export interface EventHubOptions {
+  /** How often the LISTEN connection proves it is alive (`select now()`); a silent drop is noticed within this plus `heartbeatTimeoutMs`. */
+  heartbeatMs?: number;
+  heartbeatTimeoutMs?: number;
+  /** First reconnect delay, doubled per failed attempt up to `reconnectMaxMs`. */
+  reconnectMs?: number;
+  reconnectMaxMs?: number;
+}
+
+/**
+ * How far before the connection was last known alive a resync reaches back: the rows' timestamps come from the
+ * clocks of whichever process wrote them (job updates are stamped by the worker), so allow for their skew.
+ */
+const RESYNC_MARGIN_MS = 30_000;
 
 /**
  * Each API instance LISTENs once on one dedicated connection and fans notices out in process. Subscribers re-read
  * the row under their own context before delivering anything, so a notice never leaks data by itself.
+ *
+ * The connection is a single point of loss: a restart, a failover or a terminated session drops it, and NOTIFYs
+ * sent while nobody listens are gone for good. So it is watched (error, end, and a heartbeat query that also catches
+ * a half-open TCP connection), re-established with capped exponential backoff, and after every reconnect each live
+ * subscriber gets a resync notice and re-reads its state; revoked sessions are looked up again too.
  */
 export class EventHub {
   private readonly emitter = new EventEmitter();
   private client?: pg.Client;
   private closed = false;
+  /** The database's clock the last time the LISTEN connection answered. */
+  private aliveAt?: Date;
+  /** When the connection was lost: set until a reconnect succeeds. */
+  private lostSince?: Date;
+  private heartbeat?: NodeJS.Timeout;
+  private retry?: NodeJS.Timeout;
+  private attempts = 0;
+  private readonly options: Required<EventHubOptions>;
+  /** Reconnects so far (tests and logs). */
+  reconnects = 0;
 
   constructor(
     private readonly url: string,
     private readonly log: Logger,
+    options: EventHubOptions = {},
   ) {
     this.emitter.setMaxListeners(0);
+    this.options = { heartbeatMs: 10_000, heartbeatTimeoutMs: 5_000, reconnectMs: 250, reconnectMaxMs: 5_000, ...options };
   }
 
+  /** True while the LISTEN connection is up. */
+  get listening() {
+    return this.client !== undefined;
+  }
+
+  /** The first connection: a failure here is a failed start (the caller's), not retried. */
   async start() {
-    const client = new pg.Client({ connectionString: this.url, application_name: 'tenantplane-listen' });
-    client.on('notification', (msg) => {
-      if (!msg.payload) return;
-      try {
-        const notice = JSON.parse(msg.payload) as ChangeNotice;
-        // A revoked session belongs to no tenant: keyed by its id (sql/0013_session_revocation.sql).
-        if (notice.kind === 'sessionRevoked') this.emitter.emit(`sessionRevoked:${notice.id}`);
-        else this.emitter.emit(`${notice.kind}:${notice.tenantId}`, notice);
-      } catch (e) {
-        this.log.warn({ err: e }, 'unreadable notification');
-      }
+    await this.connect();
+  }
+
+  private async connect() {
+    const client = new pg.Client({
+      connectionString: this.url,
+      application_name: 'tenantplane-listen',
+      keepAlive: true,
+      connectionTimeoutMillis: 5_000,
     });
-    client.on('error', (err) => {
-      this.client = undefined;
+    let connected = false;
+    let lost = false;
+    const onLost = (err: unknown) => {
+      if (lost || !connected) return; // before connect() resolved, its rejection says what failed
+      lost = true;
+      clearTimeout(this.heartbeat);
+      if (this.client === client) this.client = undefined;
+      client.removeAllListeners('notification');
+      client.end().catch(() => undefined);
       if (this.closed) return;
-      this.log.error({ err }, 'LISTEN connection lost; reconnecting');
-      if (!this.closed) setTimeout(() => this.start().catch((e) => this.log.error({ err: e }, 'LISTEN reconnect failed')), 1000);
-    });
-    await client.connect();
-    await client.query(`listen ${EVENTS_CHANNEL}`);
+      this.lostSince ??= new Date();
+      this.log.warn({ reason: describeFailure(err) }, 'LISTEN connection lost; reconnecting');
+      this.scheduleReconnect();
+    };
+    client.on('notification', (msg) => this.dispatch(msg.payload));
+    client.on('error', onLost);
+    client.on('end', () => onLost(new Error('Connection terminated')));
+    let now: Date;
+    try {
+      await client.connect();
+      connected = true;
+      now = await this.listenOn(client);
+    } catch (e) {
+      lost = true;
+      await client.end().catch(() => undefined);
+      throw e;
+    }
+    if (lost) throw new Error('Connection terminated while starting to LISTEN');
+    if (this.closed) {
+      lost = true;
+      await client.end().catch(() => undefined);
+      return;
+    }
+    const previous = this.aliveAt;
     this.client = client;
+    this.aliveAt = now;
+    this.attempts = 0;
+    this.armHeartbeat(client, onLost);
+    if (this.lostSince) {
+      // LISTEN is active again before the re-reads start: a change from now on arrives as a notice, an earlier one
+      // is found by the re-read.
+      const since = new Date((previous ?? now).getTime() - RESYNC_MARGIN_MS);
+      this.log.info({ downMs: Date.now() - this.lostSince.getTime() }, 'LISTEN connection re-established; subscriptions resync');
+      this.lostSince = undefined;
+      this.reconnects++;
+      this.resync(client, since);
+    }
+  }
+
+  /** LISTEN, and the database's clock at that moment (what a later resync reaches back from). */
+  private async listenOn(client: pg.Client): Promise<Date> {
+    await client.query(`listen ${EVENTS_CHANNEL}`);
+    const { rows } = await client.query<{ now: Date }>('select now() as now');
+    return rows[0]!.now;
+  }
+
+  private armHeartbeat(client: pg.Client, onLost: (err: unknown) => void) {
+    this.heartbeat = setTimeout(async () => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const answered = client.query<{ now: Date; listening: boolean }>(
+          `select now() as now, exists (select 1 from pg_listening_channels() c where c = $1) as listening`,
+          [EVENTS_CHANNEL],
+        );
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('LISTEN heartbeat timed out')), this.options.heartbeatTimeoutMs);
+        });
+        const { rows } = await Promise.race([answered, timeout]);
+        if (!rows[0]!.listening) throw new Error('the LISTEN connection no longer listens');
+        this.aliveAt = rows[0]!.now;
+        if (this.client === client) this.armHeartbeat(client, onLost);
+      } catch (e) {
+        onLost(e);
+      } finally {
+        clearTimeout(timer);
+      }
+    }, this.options.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  private scheduleReconnect() {
+    if (this.closed || this.retry) return;
+    const base = Math.min(this.options.reconnectMaxMs, this.options.reconnectMs * 2 ** this.attempts);
+    const delay = Math.round(base * (0.8 + Math.random() * 0.4)); // jittered: many instances do not reconnect in step
+    this.attempts++;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      this.connect().catch((err) => {
+        this.log.debug({ reason: describeFailure(err), attempt: this.attempts }, 'LISTEN reconnect failed; retrying');
+        this.scheduleReconnect();
+      });
+    }, delay);
+  }
+
+  private dispatch(payload: string | undefined) {
+    if (!payload) return;
+    try {
+      const notice = JSON.parse(payload) as ChangeNotice;
+      // A revoked session belongs to no tenant: keyed by its id (sql/0013_session_revocation.sql).
+      if (notice.kind === 'sessionRevoked') this.emitter.emit(`sessionRevoked:${notice.id}`);
+      else this.emitter.emit(`${notice.kind}:${notice.tenantId}`, notice);
+    } catch (e) {
+      this.log.warn({ err: e }, 'unreadable notification');
+    }
+  }
+
+  /**
+   * After a reconnect: every live subscriber gets one resync notice (one object per kind and tenant, shared by
+   * their subscribers, so same-principal re-reads are shared like any notice's), and the sessions sockets wait on
+   * are looked up, since their revocation notice may be among the lost ones.
+   */
+  private resync(client: pg.Client, since: Date) {
+    const notices = new Map<string, ChangeNotice>();
+    this.emitter.emit(RESYNC, (kind: string, tenantId: string) => {
+      const key = `${kind}:${tenantId}`;
+      let n = notices.get(key);
+      if (!n) notices.set(key, (n = { kind, tenantId, id: '', resync: { since } }));
+      return n;
+    });
+    const sessions = this.emitter
+      .eventNames()
+      .filter((e): e is string => typeof e === 'string' && e.startsWith('sessionRevoked:'))
+      .map((e) => e.slice('sessionRevoked:'.length));
+    if (!sessions.length) return;
+    client
+      .query<{ id: string }>(
+        `select distinct family_id::text as id from app_private.refresh_tokens where family_id = any($1::uuid[]) and revoked_at is not null`,
+        [sessions],
+      )
+      .then(({ rows }) => {
+        for (const r of rows) this.emitter.emit(`sessionRevoked:${r.id}`);
+      })
+      .catch((err) => this.log.warn({ reason: describeFailure(err) }, 'could not look up sessions revoked while LISTEN was down'));
   }
 
   /**
@@ -67,18 +238,21 @@ export class EventHub {
       queue.push(notice);
       wake?.();
     };
+    const onResync = (noticeFor: (kind: string, tenantId: string) => ChangeNotice) => listener(noticeFor(kind, tenantId));
     const stop = () => {
       if (done) return;
       done = true;
       queue = [];
       head = 0;
       emitter.off(event, listener);
+      emitter.off(RESYNC, onResync);
       signal.removeEventListener('abort', stop);
       wake?.();
     };
     if (signal.aborted) done = true;
     else {
       emitter.on(event, listener);
+      emitter.on(RESYNC, onResync);
       signal.addEventListener('abort', stop, { once: true });
     }
     const ended = { value: undefined, done: true } as const;
@@ -120,6 +294,10 @@ export class EventHub {
 
   async close() {
     this.closed = true;
-    await this.client?.end().catch(() => undefined);
+    clearTimeout(this.retry);
+    clearTimeout(this.heartbeat);
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
   }
 }

@@ -3,6 +3,8 @@ import { createSourceEventStream, execute, print, type ExecutionArgs, type Execu
 import type { Tx } from '../db/database.ts';
 import type { Context } from './context.ts';
 import { notFound } from './errors.ts';
+import type { ChangeNotice } from './events.ts';
+import { unreachable } from '../faults.ts';
 
 const settingsOf = (ctx: Context) => ({ userId: ctx.userId, tenant: ctx.tenant, requestId: ctx.requestId });
 
@@ -44,24 +46,73 @@ export interface LoadedEvent<N, T> {
 }
 
 /**
+ * How a subscription re-reads its state after the LISTEN connection came back (a resync notice, src/graphql/events.ts):
+ * `changed` lists, under the subscriber's own context, the rows to deliver again — those that may have changed
+ * since `since` (for one row: that row) — and each is then loaded like a notice's row. `key` names what is listed
+ * (with the load's key and the principal it decides which subscribers share the re-read).
+ */
+export interface Resync<N> {
+  key: string;
+  changed(tx: Tx, since: Date): Promise<N[]>;
+}
+
+/** A connection fault while reading an event is retried this often (the notice just came, the database is there). */
+const READ_ATTEMPTS = 4;
+
+/** Runs one event's read, again after a connection fault (the pool replaces a connection killed under it). */
+async function withRetries<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (e) {
+      if (attempt >= READ_ATTEMPTS || !unreachable(e)) throw e;
+      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+    }
+  }
+}
+
+/**
  * The events a subscriber may see, with their payload: for every row-change notice, the row is loaded in one fresh
  * transaction under the subscriber's own context, with the subscriber's selection (`load`; the selection computed once
  * in `subscribe`, subscriptionSelection). The load is the visibility check: a row the policies hide from this subscriber (or a row gone) comes
  * back as null and the notice is skipped, so a member who lost access simply stops receiving. One transaction per
  * subscriber per event, and subscribers with the same RLS inputs that load the same thing (`key`: the model and the
  * selection) share one load per notice (sharedRead); the row object is then shared too, so nothing may mutate it.
+ * After a lost LISTEN connection, a resync notice re-reads what `resync` lists and delivers each row still visible
+ * (without `resync`, the subscription has nothing to re-read and the notice is skipped). A read that fails on a
+ * connection fault is retried; one that still fails ends the subscription with SERVICE_UNAVAILABLE rather than
+ * dropping the event.
  */
-export async function* visibleEvents<N, T>(
+export async function* visibleEvents<N extends ChangeNotice, T>(
   ctx: Context,
   notices: AsyncIterable<N>,
   key: string,
   load: (tx: Tx, notice: N) => Promise<T | null>,
   abort: AbortController,
+  resync?: Resync<N>,
 ): AsyncGenerator<LoadedEvent<N, T>> {
   const shared = `load:${key}:${rlsKey(ctx)}`;
   try {
     for await (const notice of notices) {
-      const item = await sharedRead(notice, shared, () => ctx.services.db.withContext(settingsOf(ctx), (tx) => load(tx, notice)));
+      if (notice.resync) {
+        if (!resync) continue;
+        const since = notice.resync.since;
+        const rows = await withRetries(() =>
+          sharedRead(notice, `resync:${resync.key}:${shared}`, () =>
+            ctx.services.db.withContext(settingsOf(ctx), async (tx) => {
+              const loaded: Array<{ notice: N; item: T }> = [];
+              for (const n of await resync.changed(tx, since)) {
+                const item = await load(tx, n);
+                if (item !== null) loaded.push({ notice: n, item });
+              }
+              return loaded;
+            }),
+          ),
+        );
+        for (const { notice: n, item } of rows) yield { notice: n, item, key };
+        continue;
+      }
+      const item = await withRetries(() => sharedRead(notice, shared, () => ctx.services.db.withContext(settingsOf(ctx), (tx) => load(tx, notice))));
       if (item !== null) yield { notice, item, key };
     }
   } finally {

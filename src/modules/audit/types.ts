@@ -34,7 +34,15 @@ builder.subscriptionField('auditEvents', (t) =>
       const query = await subscriptionSelection(ctx, info);
       const abort = new AbortController();
       // The load under the subscriber's context is the visibility check: an entry the policies hide is skipped.
-      return visibleEvents(ctx, ctx.services.events.notices('audit', tenantId, abort.signal), `auditEvent:${selectionKey(query)}`, (tx, n) => loadAuditEvent(query, n)(tx), abort);
+      // After a lost LISTEN connection: the entries written since (the newest 500), oldest first.
+      const resync = {
+        key: 'tenant',
+        changed: async (tx: Tx, since: Date) => {
+          const rows = await tx.auditEvent.findMany({ where: { tenantId, createdAt: { gte: since } }, select: { id: true }, orderBy: { id: 'desc' }, take: 500 });
+          return rows.reverse().map((r): ChangeNotice => ({ kind: 'audit', tenantId, id: String(r.id) }));
+        },
+      };
+      return visibleEvents(ctx, ctx.services.events.notices('audit', tenantId, abort.signal), `auditEvent:${selectionKey(query)}`, (tx, n) => loadAuditEvent(query, n)(tx), abort, resync);
     },
     resolve: (query, event, _args, ctx) => {
       const e = event as unknown as LoadedEvent<ChangeNotice, NonNullable<Awaited<ReturnType<ReturnType<typeof loadAuditEvent>>>>>;

@@ -1,6 +1,6 @@
 import { builder } from '../../graphql/builder.ts';
 import { tenantScopedIdFromGlobalId, uuidFromGlobalId } from '../../graphql/ids.ts';
-import { checkOnSubscribe, eventPayload, selectionKey, subscriptionSelection, visibleEvents, type LoadedEvent } from '../../graphql/subscriptions.ts';
+import { checkOnSubscribe, eventPayload, selectionKey, subscriptionSelection, visibleEvents, type LoadedEvent, type Resync } from '../../graphql/subscriptions.ts';
 import type { ChangeNotice } from '../../graphql/events.ts';
 import type { Context } from '../../graphql/context.ts';
 import type { Tx } from '../../db/database.ts';
@@ -73,9 +73,10 @@ builder.subscriptionFields((t) => ({
       const abort = new AbortController();
       const notices = ctx.services.events.notices('job', tenantId, abort.signal);
       const ofThisJob = (async function* () {
-        for await (const n of notices) if (n.id === id) yield n;
+        for await (const n of notices) if (n.id === id || n.resync) yield n;
       })();
-      return visibleJobs(ctx, query, ofThisJob, abort);
+      // After a lost LISTEN connection: this job, re-read as it is now.
+      return visibleJobs(ctx, query, ofThisJob, abort, { key: `job:${id}`, changed: async () => [{ kind: 'job', tenantId, id }] });
     },
     resolve: (query, event, _args, ctx) => jobPayload(ctx, query, event as unknown as JobEvent),
   }),
@@ -88,7 +89,7 @@ builder.subscriptionFields((t) => ({
       await checkOnSubscribe(ctx, () => requireTenantRole(ctx, tenantId, 'VIEWER'));
       const query = await subscriptionSelection(ctx, info);
       const abort = new AbortController();
-      return visibleJobs(ctx, query, ctx.services.events.notices('job', tenantId, abort.signal), abort);
+      return visibleJobs(ctx, query, ctx.services.events.notices('job', tenantId, abort.signal), abort, tenantJobsChanged(tenantId));
     },
     resolve: (query, event, _args, ctx) => jobPayload(ctx, query, event as unknown as JobEvent),
   }),
@@ -99,9 +100,18 @@ const loadJob = (query: object, n: ChangeNotice) => (tx: Tx) => tx.job.findUniqu
 
 type JobEvent = LoadedEvent<ChangeNotice, NonNullable<Awaited<ReturnType<ReturnType<typeof loadJob>>>>>;
 
+/** After a lost LISTEN connection: the tenant's jobs changed since (the newest 500), oldest first, re-read as they are now. */
+const tenantJobsChanged = (tenantId: string): Resync<ChangeNotice> => ({
+  key: 'tenant',
+  changed: async (tx, since) => {
+    const rows = await tx.job.findMany({ where: { tenantId, updatedAt: { gte: since } }, select: { id: true }, orderBy: [{ updatedAt: 'desc' }, { id: 'desc' }], take: 500 });
+    return rows.reverse().map((r) => ({ kind: 'job', tenantId, id: r.id }));
+  },
+});
+
 /** Each job change the subscriber can see, its payload loaded with the subscription's selection (one transaction per event). */
-function visibleJobs(ctx: Context, query: object, notices: AsyncIterable<ChangeNotice>, abort: AbortController) {
-  return visibleEvents(ctx, notices, `job:${selectionKey(query)}`, (tx, n) => loadJob(query, n)(tx), abort);
+function visibleJobs(ctx: Context, query: object, notices: AsyncIterable<ChangeNotice>, abort: AbortController, resync: Resync<ChangeNotice>) {
+  return visibleEvents(ctx, notices, `job:${selectionKey(query)}`, (tx, n) => loadJob(query, n)(tx), abort, resync);
 }
 
 function jobPayload(ctx: Context, query: object, event: JobEvent) {

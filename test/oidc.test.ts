@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { Authenticator } from '../src/auth/context.ts';
 import { OidcVerifier } from '../src/auth/tokens.ts';
+import { Database } from '../src/db/database.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { Gql, PASSWORD, signUp, type GqlResponse } from './support/client.ts';
 
@@ -249,6 +250,19 @@ describe('OIDC tokens (explicit JWKS URI)', () => {
       input: { email: who.email, password: PASSWORD },
     });
     expect(only(r).extensions?.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('a new identity while the database is unreachable: SERVICE_UNAVAILABLE (retryable), not UNAUTHENTICATED', async () => {
+    const down = new Database('postgres://nobody:x@127.0.0.1:1/none', { poolSize: 1, appRole: app.services.config.database.appRole });
+    try {
+      const fresh = new Authenticator(app.services.tokens, down, new OidcVerifier(app.services.config.auth.oidc!));
+      await expect(fresh.userFromAuthorization(`Bearer ${await idpToken(identity())}`)).rejects.toMatchObject({
+        message: 'the database is unreachable, try again',
+        extensions: { code: 'SERVICE_UNAVAILABLE' },
+      });
+    } finally {
+      await down.close();
+    }
   });
 });
 

@@ -38,7 +38,9 @@ export class Authenticator {
       const payload = await this.tokens.verify(token);
       return { userId: payload.sub!, expiresAt: payload.exp ? new Date(payload.exp * 1000) : null, sessionId: typeof payload.sid === 'string' ? payload.sid : undefined };
     } catch (e) {
-      if ((e as { extensions?: { code?: string } }).extensions?.code === 'CONFLICT') throw e;
+      const code = (e as { extensions?: { code?: string } }).extensions?.code;
+      // An unreachable database (mapping an OIDC subject) is no verdict on the token: retryable, not UNAUTHENTICATED.
+      if (code === 'CONFLICT' || code === 'SERVICE_UNAVAILABLE') throw e;
       throw unauthenticated();
     }
   }

@@ -284,7 +284,10 @@ export async function startHttpServer(services: RequestServices, port: number, h
             socket.once('close', off);
           }
           return true;
-        } catch {
+        } catch (e) {
+          // The database unreachable is no verdict on the token: 1013 "try again later", which clients retry
+          // (graphql-ws would otherwise close with 4403 Forbidden, which they take as final).
+          if ((e as GraphQLError).extensions?.code === 'SERVICE_UNAVAILABLE') ws.extra.socket.close(1013, 'the database is unreachable, try again');
           return false; // graphql-ws closes with 4403 Forbidden
         }
       },

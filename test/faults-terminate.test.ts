@@ -108,6 +108,10 @@ describe('sessions terminated under load', () => {
       expect(targets).toContain(uuidFromGlobalId('Tenant', me.tenant.id, 'id'));
       expect(targets.join(' ')).not.toContain(uuidFromGlobalId('Tenant', other.tenant.id, 'id'));
     }
+    // No connection was leaked by a transaction that died: once idle, none is checked out.
+    await expect
+      .poll(async () => /db_pool_connections\{state="in_use"\} (\d+)/.exec(await (await fetch(`${api.base}/metrics`)).text())?.[1], { timeout: 5_000 })
+      .toBe('0');
     // …and the in-process API (a second pool the terminations hit) serves too.
     const same = await new Gql(app, a!.user.gql.token).request(READ, { slug: a!.tenant.slug });
     expect(same.errors).toBeUndefined();

@@ -87,35 +87,43 @@ describe('a killed worker', () => {
   it('SIGKILLed at each step of provisioning (schema, storage, and after RUNNING in the health check): every retry finishes its site', async () => {
     workers.killAll();
     await sql.query(`update app_public.tenants set plan_id = 'pro' where slug = $1`, [tenant.slug]);
-    // One slow worker per site, so that each job's worker can be killed at its own step.
     const steps = [
       { step: 'creating schema and role', status: 'PROVISIONING' },
       { step: 'creating storage prefix', status: 'PROVISIONING' },
       { step: 'health check', status: 'RUNNING' },
     ];
-    const slow = steps.map(() => workers.start({ JOB_STEP_DELAY_MS: '2500' }));
-    const sites = await Promise.all(
-      steps.map(async (_, i) => {
-        const created = await owner.gql.ok(`mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id } job { id } } }`, {
-          i: { tenantId: tenant.id, name: `step-${i}-${process.pid}`, displayName: `Step ${i}`, apps: ['notes'] },
-        });
-        return { site: rowUuid(created.createSite.site.id), job: rowUuid(created.createSite.job.id) };
-      }),
-    );
-    await Promise.all(
-      sites.map(async ({ site, job }, i) => {
-        const at = await poll(async () => {
-          const r = (await sql.query(`select j.step, j.logs, s.status from app_public.jobs j join app_public.sites s on s.id = j.site_id where j.id = $1`, [job])).rows[0];
-          return r?.step === steps[i]!.step ? r : null;
-        }, 60_000, `job ${i} at "${steps[i]!.step}"`);
-        expect(at.status).toBe(steps[i]!.status);
-        const pid = Number(/started on .* \(pid (\d+)\)/.exec(at.logs.join('\n'))![1]);
-        const holder = slow.find((w) => w.pid === pid);
-        expect(holder, `the worker (pid ${pid}) holding job ${i}`).toBeDefined();
-        holder!.kill('SIGKILL');
-        await new Promise((r) => (holder!.exitCode !== null || holder!.signalCode !== null ? r(null) : holder!.once('exit', r)));
-      }),
-    );
+    // One slow worker per site, started one after the other so that each takes exactly its own site's job, which is
+    // watched from then on and its worker killed at its step.
+    const slow: ReturnType<typeof workers.start>[] = [];
+    const sites: Array<{ site: string; job: string }> = [];
+    const killed: Promise<void>[] = [];
+    const killAtStep = async (job: string, i: number) => {
+      let last: any;
+      const at = await poll(async () => {
+        last = (await sql.query(`select j.step, j.status as job, j.logs, s.status from app_public.jobs j join app_public.sites s on s.id = j.site_id where j.id = $1`, [job])).rows[0];
+        return last?.step === steps[i]!.step ? last : null;
+      }, 60_000, `job ${i} at "${steps[i]!.step}"`).catch((e) => {
+        const dead = slow.filter((w) => w.exitCode !== null || w.signalCode !== null).map((w) => `pid ${w.pid} exited ${w.exitCode ?? w.signalCode}: ${(w as any).stderrTail}`);
+        throw new Error(`${e.message}: ${JSON.stringify(last)}; workers gone: ${dead.join(' | ')}`);
+      });
+      expect(at.status).toBe(steps[i]!.status);
+      const pid = Number(/started on .* \(pid (\d+)\)/.exec(at.logs.join('\n'))![1]);
+      const holder = slow.find((w) => w.pid === pid);
+      expect(holder, `the worker (pid ${pid}) holding job ${i}`).toBeDefined();
+      holder!.kill('SIGKILL');
+      await new Promise((r) => (holder!.exitCode !== null || holder!.signalCode !== null ? r(null) : holder!.once('exit', r)));
+    };
+    for (let i = 0; i < steps.length; i++) {
+      slow.push(workers.start({ JOB_STEP_DELAY_MS: '2500' }));
+      const created = await owner.gql.ok(`mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id } job { id } } }`, {
+        i: { tenantId: tenant.id, name: `step-${i}-${process.pid}`, displayName: `Step ${i}`, apps: ['notes'] },
+      });
+      const job = rowUuid(created.createSite.job.id);
+      sites.push({ site: rowUuid(created.createSite.site.id), job });
+      await poll(async () => (await sql.query(`select status from app_public.jobs where id = $1`, [job])).rows[0]?.status === 'RUNNING', 60_000, `job ${i} to start`);
+      killed.push(killAtStep(job, i));
+    }
+    await Promise.all(killed);
     workers.start();
     for (const { site, job } of sites) {
       const done = await poll(async () => {

@@ -24,8 +24,12 @@ export class WorkerProcesses {
         LOG_LEVEL: 'warn',
         ...extraEnv,
       },
-      stdio: 'ignore',
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
+    // Kept for diagnostics: a worker that dies on its own says why (test failures print it).
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+    Object.defineProperty(child, 'stderrTail', { get: () => stderr });
     this.children.push(child);
     return child;
   }

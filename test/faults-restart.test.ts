@@ -23,6 +23,7 @@ let port: number;
 let server: EmbeddedDatabase;
 let api: ApiProcess;
 let owner: TestUser;
+let other: TestUser;
 let tenant: { id: string; slug: string };
 const sockets: Client[] = [];
 
@@ -70,6 +71,7 @@ beforeAll(async () => {
     WORKERS: 'true',
   });
   owner = await signUp(api.app, 'restart');
+  other = await signUp(api.app, 'revoked');
   tenant = await createTenant(owner, 'restart');
 }, 120_000);
 afterAll(async () => {
@@ -101,6 +103,19 @@ describe('PostgreSQL restarted under a running API', () => {
       await owned((c) => c.query(`update app_public.jobs set progress = $3, updated_at = now() where tenant_id = $1 and id = $2`, [tenantUuid, jobUuid, p]));
       await new Promise((r) => setTimeout(r, 100));
     }
+    // Another user's socket, whose session is revoked while nobody listens.
+    const closed: number[] = [];
+    const revoked = createClient({
+      url: api.url.replace(/^http/, 'ws'),
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${other.gql.token}` },
+      retryAttempts: 0,
+      lazy: false,
+      onNonLazyError: () => undefined, // the 4401 close is what this socket waits for
+      on: { closed: (e) => closed.push((e as { code: number }).code) },
+    });
+    sockets.push(revoked);
+    await new Promise<void>((resolve) => revoked.on('connected', () => resolve()));
     expect((await ready()).status).toBe(200);
 
     await server.stop();
@@ -124,12 +139,22 @@ describe('PostgreSQL restarted under a running API', () => {
       ),
     );
     expect(missed.rowCount, 'the update ran before the API listened again').toBe(1);
+    const revocation = await owned((c) =>
+      c.query(
+        `update app_private.refresh_tokens set revoked_at = now()
+          where user_id = $1 and revoked_at is null and not exists (select 1 from pg_stat_activity where application_name = 'tenantplane-listen')`,
+        [uuidFromGlobalId('User', other.id, 'id')],
+      ),
+    );
+    expect(revocation.rowCount, 'the revocation ran before the API listened again').toBe(1);
 
     // Once LISTEN is back, every subscription re-reads its state: both subscribers see the job COMPLETED.
     await poll(async () => latest(one, 'jobUpdated')?.status === 'COMPLETED' && latest(all, 'tenantJobs')?.status === 'COMPLETED', 20_000, 'the resync');
     expect(latest(one, 'jobUpdated')).toEqual({ id: jobId, status: 'COMPLETED', progress: 100 });
     expect(one.ended).toEqual([]);
     expect(all.ended).toEqual([]);
+    // The session revoked meanwhile was looked up again: its socket is closed as if the notice had arrived.
+    await poll(async () => closed.includes(4401), 10_000, 'the revoked session’s socket to close');
 
     await poll(async () => (await ready()).status === 200, 20_000, 'readiness');
     expect((await owner.gql.ok(`{ me { email } }`)).me.email).toBe(owner.email);

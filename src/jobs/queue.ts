@@ -2,6 +2,7 @@ import { PgBoss, type Job } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { WorkerServices } from '../services.ts';
 import type { Config } from '../config.ts';
+import { describeFailure, unreachable } from '../faults.ts';
 import type { JobRun } from '../modules/jobs/run.ts';
 import { MAINTENANCE_QUEUES, type MaintenancePayload, type MaintenanceQueueName, type TenantJobArgs, type TenantQueueName } from './queues.ts';
 
@@ -82,7 +83,25 @@ export class Jobs {
       superviseIntervalSeconds: superviseSeconds,
       monitorIntervalSeconds: superviseSeconds,
     });
-    this.#boss.on('error', (err) => this.log.error({ err }, 'pg-boss error'));
+    this.#boss.on('error', (err) => this.onBossError(err));
+  }
+
+  /** Last time a connection fault of pg-boss was logged: during an outage it reports one per queue per poll. */
+  #lastFaultLog = 0;
+  #faultsSince = 0;
+
+  private onBossError(err: unknown) {
+    if (!unreachable(err)) {
+      this.log.error({ err }, 'pg-boss error');
+      return;
+    }
+    // The database is away: pg-boss keeps polling and recovers by itself; say so once every 10 s, in words.
+    this.#faultsSince++;
+    const now = Date.now();
+    if (now - this.#lastFaultLog < 10_000) return;
+    this.log.warn({ reason: describeFailure(err), faults: this.#faultsSince }, 'job queue waiting for the database');
+    this.#lastFaultLog = now;
+    this.#faultsSince = 0;
   }
 
   async start() {

@@ -35,6 +35,8 @@ export const documentProcessQueue = tenantQueue({
   retryDelay: 1,
   retryBackoff: true,
   expireInSeconds: 300,
+  // A worker (or its database connection) lost mid-job: another retries after 10 s, not after the 300 s expiry.
+  heartbeatSeconds: 10,
   async run(run) {
     const { tenantId } = run;
     const doc = await run.withDb(async (tx) => {

@@ -6,7 +6,7 @@ import { parseInput } from '../../graphql/validate.ts';
 import { MULTIPART_THRESHOLD, PART_SIZE, Storage } from '../../storage/s3.ts';
 import { audited, recordAudit } from '../audit/service.ts';
 import { requireTenantRole, requireUser } from '../tenants/access.ts';
-import { enqueueTrackedJob } from '../jobs/service.ts';
+import { enqueueJob } from '../jobs/service.ts';
 
 /** Objects above this size are refused outright (S3's single-object limit is 5 TiB; we keep uploads sane). */
 const MAX_UPLOAD_BYTES = 5 * 1024 * 1024 * 1024;
@@ -207,7 +207,7 @@ export async function completeUpload(ctx: Context, tenantId: string, uploadId: s
       translateDatabaseError(e, { uniqueViolation: conflict(`you already have a document named "${upload.filename}"`, 'filename') });
     }
     await ctx.db.upload.updateMany({ where: { tenantId, id: uploadId }, data: { completedAt: new Date(), fileId } });
-    await enqueueTrackedJob(ctx, 'document-process', { tenantId, args: { documentId } });
+    await enqueueJob(ctx, 'document-process', { tenantId, args: { documentId } });
     await recordAudit(ctx, { tenantId, action: 'completeUpload', targetType: 'Document', targetId: documentId, details: { filename: upload.filename } });
     return documentId;
   });

@@ -9,15 +9,25 @@ import { audited, recordAudit } from '../audit/service.ts';
  * caller's role, takes the acting user from the transaction's context, and writes the tracked `jobs` row and the
  * pg-boss job together, in the request's transaction — a rolled-back mutation leaves neither.
  */
+export async function enqueueJob<Q extends TenantQueueName>(
+  ctx: Context,
+  queue: Q,
+  opts: { tenantId: string; siteId?: string | null; args: TenantJobArgs<Q> },
+): Promise<string> {
+  const rows = await ctx.db
+    .$queryRaw<{ id: string }[]>`select app.enqueue_job(${queue}, ${opts.tenantId}::uuid, ${opts.siteId ?? null}::uuid, ${JSON.stringify(opts.args)}::jsonb) as id`
+    .catch((e) => translateDatabaseError(e));
+  return rows[0]!.id;
+}
+
+/** enqueueJob, then the job row itself, for mutations that answer with it. */
 export async function enqueueTrackedJob<Q extends TenantQueueName>(
   ctx: Context,
   queue: Q,
   opts: { tenantId: string; siteId?: string | null; args: TenantJobArgs<Q> },
 ) {
-  const rows = await ctx.db
-    .$queryRaw<{ id: string }[]>`select app.enqueue_job(${queue}, ${opts.tenantId}::uuid, ${opts.siteId ?? null}::uuid, ${JSON.stringify(opts.args)}::jsonb) as id`
-    .catch((e) => translateDatabaseError(e));
-  return ctx.db.job.findUniqueOrThrow({ where: { tenantId_id: { tenantId: opts.tenantId, id: rows[0]!.id } } });
+  const id = await enqueueJob(ctx, queue, opts);
+  return ctx.db.job.findUniqueOrThrow({ where: { tenantId_id: { tenantId: opts.tenantId, id } } });
 }
 
 /** Asks a job to stop: its handler stops at the next checkpoint and ends CANCELLED. */

@@ -130,23 +130,26 @@ describe('PostgreSQL restarted under a running API', () => {
     expect(api.exit()).toBeUndefined();
 
     server = await startEmbeddedPostgres(path.join(dir, 'postgres'), port);
-    // The job finishes while the API's LISTEN connection is not back yet: its NOTIFY reaches nobody.
-    const missed = await owned((c) =>
-      c.query(
-        `update app_public.jobs set status = 'COMPLETED', progress = 100, completed_at = now(), updated_at = now()
-          where tenant_id = $1 and id = $2 and not exists (select 1 from pg_stat_activity where application_name = 'tenantplane-listen')`,
+    // The job finishes and the other session is revoked while the API's LISTEN connection is not there: their
+    // NOTIFYs reach nobody. Whether or not the API has reconnected since the restart, its LISTEN backend is
+    // terminated (and waited for) in the same transaction, so the commit's notices are certainly missed.
+    const { missed, revocation } = await owned(async (c) => {
+      await c.query('begin');
+      await c.query(`select pg_terminate_backend(pid, 5000) from pg_stat_activity where application_name = 'tenantplane-listen'`);
+      const missed = await c.query(
+        `update app_public.jobs set status = 'COMPLETED', progress = 100, completed_at = now(), updated_at = now() where tenant_id = $1 and id = $2`,
         [tenantUuid, jobUuid],
-      ),
-    );
-    expect(missed.rowCount, 'the update ran before the API listened again').toBe(1);
-    const revocation = await owned((c) =>
-      c.query(
-        `update app_private.refresh_tokens set revoked_at = now()
-          where user_id = $1 and revoked_at is null and not exists (select 1 from pg_stat_activity where application_name = 'tenantplane-listen')`,
-        [uuidFromGlobalId('User', other.id, 'id')],
-      ),
-    );
-    expect(revocation.rowCount, 'the revocation ran before the API listened again').toBe(1);
+      );
+      const revocation = await c.query(`update app_private.refresh_tokens set revoked_at = now() where user_id = $1 and revoked_at is null`, [
+        uuidFromGlobalId('User', other.id, 'id'),
+      ]);
+      const listening = await c.query(`select count(*)::int as n from pg_stat_activity where application_name = 'tenantplane-listen'`);
+      await c.query('commit');
+      expect(listening.rows[0].n, 'the API listened again before the commit').toBe(0);
+      return { missed, revocation };
+    });
+    expect(missed.rowCount).toBe(1);
+    expect(revocation.rowCount).toBeGreaterThan(0);
 
     // Once LISTEN is back, every subscription re-reads its state: both subscribers see the job COMPLETED.
     await poll(async () => latest(one, 'jobUpdated')?.status === 'COMPLETED' && latest(all, 'tenantJobs')?.status === 'COMPLETED', 20_000, 'the resync');

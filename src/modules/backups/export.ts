@@ -34,42 +34,42 @@ export const tenantExportQueue = tenantQueue({
   expireInSeconds: 3600,
   heartbeatSeconds: 10,
   async run(run) {
-      const services = run.services;
-      const { tenantId, jobId } = run.job;
-      const scratch = `export_${jobId.replace(/-/g, '')}`;
-      const prefix = exportPrefix(tenantId, jobId);
-      const tenant = await run.withDb((tx) => tx.tenant.findUniqueOrThrow({ where: { id: tenantId }, select: { slug: true } }));
-      await run.progress(5, 'collecting rows');
-      await services.storage.abortUploads(prefix);
-      await services.storage.deletePrefix(prefix);
-      await services.ownerPool.query(`drop schema if exists ${ident(scratch)} cascade`);
-      try {
-        await asOwner(services.ownerPool, async (c) => {
-          await c.query(`create schema ${ident(scratch)}`);
-          for (const table of EXPORTED_TABLES) {
-            await c.query(`create table ${ident(scratch)}.${ident(table)} (like app_public.${ident(table)} including defaults including constraints including indexes)`);
-            await c.query(`insert into ${ident(scratch)}.${ident(table)} select * from app_public.${ident(table)} where tenant_id = $1`, [tenantId]);
-          }
-        });
-        await run.progress(20, 'writing archive');
-        const manifest = await writeArchive({
-          pool: services.ownerPool,
-          storage: services.storage,
-          schema: scratch,
-          prefix,
-          meta: { siteId: tenantId, siteName: `tenant:${tenant.slug}`, apps: [] },
-          files: { prefix: `tenants/${tenantId}/objects/` },
-          onProgress: (pct, step) => run.progress(20 + pct * 0.75, step),
-        });
-        return {
-          prefix,
-          checksum: manifest.checksum,
-          totalBytes: manifest.totalBytes,
-          tables: Object.fromEntries(manifest.tables.map((t) => [t.name, t.rowCount])),
-          files: manifest.files.length,
-        };
-      } finally {
-        await services.ownerPool.query(`drop schema if exists ${ident(scratch)} cascade`).catch(() => undefined);
-      }
+    const services = run.services;
+    const { tenantId, jobId } = run.job;
+    const scratch = `export_${jobId.replace(/-/g, '')}`;
+    const prefix = exportPrefix(tenantId, jobId);
+    const tenant = await run.withDb((tx) => tx.tenant.findUniqueOrThrow({ where: { id: tenantId }, select: { slug: true } }));
+    await run.progress(5, 'collecting rows');
+    await services.storage.abortUploads(prefix);
+    await services.storage.deletePrefix(prefix);
+    await services.ownerPool.query(`drop schema if exists ${ident(scratch)} cascade`);
+    try {
+      await asOwner(services.ownerPool, async (c) => {
+        await c.query(`create schema ${ident(scratch)}`);
+        for (const table of EXPORTED_TABLES) {
+          await c.query(`create table ${ident(scratch)}.${ident(table)} (like app_public.${ident(table)} including defaults including constraints including indexes)`);
+          await c.query(`insert into ${ident(scratch)}.${ident(table)} select * from app_public.${ident(table)} where tenant_id = $1`, [tenantId]);
+        }
+      });
+      await run.progress(20, 'writing archive');
+      const manifest = await writeArchive({
+        pool: services.ownerPool,
+        storage: services.storage,
+        schema: scratch,
+        prefix,
+        meta: { siteId: tenantId, siteName: `tenant:${tenant.slug}`, apps: [] },
+        files: { prefix: `tenants/${tenantId}/objects/` },
+        onProgress: (pct, step) => run.progress(20 + pct * 0.75, step),
+      });
+      return {
+        prefix,
+        checksum: manifest.checksum,
+        totalBytes: manifest.totalBytes,
+        tables: Object.fromEntries(manifest.tables.map((t) => [t.name, t.rowCount])),
+        files: manifest.files.length,
+      };
+    } finally {
+      await services.ownerPool.query(`drop schema if exists ${ident(scratch)} cascade`).catch(() => undefined);
+    }
   },
 });

@@ -59,43 +59,43 @@ export const siteBackupQueue = tenantQueue({
   expireInSeconds: 3600,
   heartbeatSeconds: 10,
   async run(run) {
-        const services = run.services;
-        const { tenantId } = run;
-        const { siteId, backupId } = run.args;
-        const site = await run.withDb((tx) => tx.site.findUnique({ where: { tenantId_id: { tenantId, id: siteId } } }));
-        if (!site || !site.schemaName) throw new PermanentJobError('the site has no schema to back up');
-        const prefix = backupPrefix(tenantId, backupId);
-        await run.withDb((tx) => tx.backup.updateMany({ where: { tenantId, id: backupId }, data: { status: 'RUNNING', error: null } }));
-        await run.progress(5, 'preparing', `archive under ${prefix}`);
-        // Whatever an interrupted attempt left behind goes first: parts, manifest, unfinished multipart uploads.
-        await services.storage.abortUploads(prefix);
-        await services.storage.deletePrefix(prefix);
-        const clock = phaseClock(backupPhase);
-        const manifest = await writeArchive({
-          pool: services.ownerPool,
-          storage: services.storage,
-          schema: site.schemaName,
-          prefix,
-          meta: { siteId, siteName: site.name, apps: site.apps.map((name) => ({ name, version: APPS[name]?.version ?? 'unknown' })) },
-          files: { prefix: siteFilesPrefix(tenantId, siteId) },
-          onProgress: (pct, step) => {
-            clock.step(step);
-            return run.progress(5 + pct * 0.9, step);
-          },
-        });
-        await run.log(clock.line());
-        const checksum = manifest.checksum;
-        await run.withDb(async (tx) => {
-          await tx.backup.updateMany({
-            where: { tenantId, id: backupId },
-            data: { status: 'SUCCESS', sizeBytes: BigInt(manifest.totalBytes), checksum, manifest: manifest as object, completedAt: new Date() },
-          });
-        });
-        await services.ownerPool.query(`update app_public.tenant_schemas set last_backup_at = now() where tenant_id = $1 and schema_name = $2`, [
-          tenantId,
-          site.schemaName,
-        ]);
-        return { backupId, tables: manifest.tables.length, files: manifest.files.length, bytes: manifest.totalBytes };
+    const services = run.services;
+    const { tenantId } = run;
+    const { siteId, backupId } = run.args;
+    const site = await run.withDb((tx) => tx.site.findUnique({ where: { tenantId_id: { tenantId, id: siteId } } }));
+    if (!site || !site.schemaName) throw new PermanentJobError('the site has no schema to back up');
+    const prefix = backupPrefix(tenantId, backupId);
+    await run.withDb((tx) => tx.backup.updateMany({ where: { tenantId, id: backupId }, data: { status: 'RUNNING', error: null } }));
+    await run.progress(5, 'preparing', `archive under ${prefix}`);
+    // Whatever an interrupted attempt left behind goes first: parts, manifest, unfinished multipart uploads.
+    await services.storage.abortUploads(prefix);
+    await services.storage.deletePrefix(prefix);
+    const clock = phaseClock(backupPhase);
+    const manifest = await writeArchive({
+      pool: services.ownerPool,
+      storage: services.storage,
+      schema: site.schemaName,
+      prefix,
+      meta: { siteId, siteName: site.name, apps: site.apps.map((name) => ({ name, version: APPS[name]?.version ?? 'unknown' })) },
+      files: { prefix: siteFilesPrefix(tenantId, siteId) },
+      onProgress: (pct, step) => {
+        clock.step(step);
+        return run.progress(5 + pct * 0.9, step);
+      },
+    });
+    await run.log(clock.line());
+    const checksum = manifest.checksum;
+    await run.withDb(async (tx) => {
+      await tx.backup.updateMany({
+        where: { tenantId, id: backupId },
+        data: { status: 'SUCCESS', sizeBytes: BigInt(manifest.totalBytes), checksum, manifest: manifest as object, completedAt: new Date() },
+      });
+    });
+    await services.ownerPool.query(`update app_public.tenant_schemas set last_backup_at = now() where tenant_id = $1 and schema_name = $2`, [
+      tenantId,
+      site.schemaName,
+    ]);
+    return { backupId, tables: manifest.tables.length, files: manifest.files.length, bytes: manifest.totalBytes };
   },
   async onFailed(run, error) {
     const prefix = backupPrefix(run.tenantId, run.args.backupId);
@@ -121,50 +121,50 @@ export const siteRestoreQueue = tenantQueue({
   expireInSeconds: 3600,
   heartbeatSeconds: 10,
   async run(run) {
-        const services = run.services;
-        const { tenantId } = run;
-        const { siteId, backupId } = run.args;
-        const backup = await run.withDb((tx) => tx.backup.findUnique({ where: { tenantId_id: { tenantId, id: backupId } } }));
-        if (!backup || backup.status !== 'SUCCESS' || backup.siteId !== siteId) throw new PermanentJobError('the backup is not a SUCCESS backup of this site');
-        const live = siteSchemaName(siteId);
-        const role = siteRoleName(siteId);
-        const incoming = `restore_${siteId.replace(/-/g, '')}`;
-        await run.progress(5, 'verifying archive');
-        await services.ownerPool.query(`drop schema if exists ${ident(incoming)} cascade`);
-        // The restored schema is created and loaded as the site's own role (a purged site's role is recreated).
-        await asOwner(services.ownerPool, (c) => ensureSiteRole(c, role));
-        const clock = phaseClock(restorePhase);
-        const step = (pct: number, name: string) => {
-          clock.step(name);
-          return run.progress(pct, name);
-        };
-        const restored = await restoreArchive({
-          pool: services.ownerPool,
-          storage: services.storage,
-          prefix: backup.objectKey,
-          targetSchema: incoming,
-          owner: role,
-          onProgress: (pct, name) => step(5 + pct * 0.7, name),
-        });
-        await step(80, 'swapping in the restored schema');
-        await asOwner(services.ownerPool, async (c) => {
-          await swapSchemas({ client: c, live, incoming, dropOld: true });
-          await c.query(`alter schema ${ident(live)} owner to ${ident(role)}`);
-          await c.query(
-            `insert into app_public.tenant_schemas (tenant_id, schema_name, site_id, owner_role) values ($1, $2, $3, $4) on conflict (tenant_id, schema_name) do nothing`,
-            [tenantId, live, siteId, role],
-          );
-        });
-        await step(88, 'restoring files');
-        // exact: files added after the backup go too, so the site's files equal the backup's. The manifest is the one
-        // restoreArchive verified (every part re-hashed): not read and verified a third time; each file is re-hashed
-        // again as it is copied back.
-        await restoreFiles({ storage: services.storage, prefix: backup.objectKey, toPrefix: siteFilesPrefix(tenantId, siteId), manifest: restored.manifest, exact: true });
-        await moveSite(run, siteId, 'RUNNING', { schemaName: live, deletedAt: null, retentionUntil: null });
-        await step(95, 'health check');
-        await moveSite(run, siteId, 'HEALTHY');
-        await run.log(clock.line());
-        return { backupId, schema: live };
+    const services = run.services;
+    const { tenantId } = run;
+    const { siteId, backupId } = run.args;
+    const backup = await run.withDb((tx) => tx.backup.findUnique({ where: { tenantId_id: { tenantId, id: backupId } } }));
+    if (!backup || backup.status !== 'SUCCESS' || backup.siteId !== siteId) throw new PermanentJobError('the backup is not a SUCCESS backup of this site');
+    const live = siteSchemaName(siteId);
+    const role = siteRoleName(siteId);
+    const incoming = `restore_${siteId.replace(/-/g, '')}`;
+    await run.progress(5, 'verifying archive');
+    await services.ownerPool.query(`drop schema if exists ${ident(incoming)} cascade`);
+    // The restored schema is created and loaded as the site's own role (a purged site's role is recreated).
+    await asOwner(services.ownerPool, (c) => ensureSiteRole(c, role));
+    const clock = phaseClock(restorePhase);
+    const step = (pct: number, name: string) => {
+      clock.step(name);
+      return run.progress(pct, name);
+    };
+    const restored = await restoreArchive({
+      pool: services.ownerPool,
+      storage: services.storage,
+      prefix: backup.objectKey,
+      targetSchema: incoming,
+      owner: role,
+      onProgress: (pct, name) => step(5 + pct * 0.7, name),
+    });
+    await step(80, 'swapping in the restored schema');
+    await asOwner(services.ownerPool, async (c) => {
+      await swapSchemas({ client: c, live, incoming, dropOld: true });
+      await c.query(`alter schema ${ident(live)} owner to ${ident(role)}`);
+      await c.query(
+        `insert into app_public.tenant_schemas (tenant_id, schema_name, site_id, owner_role) values ($1, $2, $3, $4) on conflict (tenant_id, schema_name) do nothing`,
+        [tenantId, live, siteId, role],
+      );
+    });
+    await step(88, 'restoring files');
+    // exact: files added after the backup go too, so the site's files equal the backup's. The manifest is the one
+    // restoreArchive verified (every part re-hashed): not read and verified a third time; each file is re-hashed
+    // again as it is copied back.
+    await restoreFiles({ storage: services.storage, prefix: backup.objectKey, toPrefix: siteFilesPrefix(tenantId, siteId), manifest: restored.manifest, exact: true });
+    await moveSite(run, siteId, 'RUNNING', { schemaName: live, deletedAt: null, retentionUntil: null });
+    await step(95, 'health check');
+    await moveSite(run, siteId, 'HEALTHY');
+    await run.log(clock.line());
+    return { backupId, schema: live };
   },
   async onFailed(run) {
     await run.services.ownerPool.query(`drop schema if exists ${ident(`restore_${run.args.siteId.replace(/-/g, '')}`)} cascade`).catch(() => undefined);

@@ -16,18 +16,17 @@ export const storageDeleteObjectQueue = maintenanceQueue({
   async run(services, data) {
     const key = new RegExp(`^tenants/${data.tenantId}/objects/[0-9a-f-]{36}$`);
     if (!key.test(data.objectKey)) throw new RefusedJob('the object key is not an object of the tenant it names');
-    const { rows } = await services.ownerPool.query<{ files: number; open: string[] }>(
+    const { rows } = await services.ownerPool.query<{ files: number; open: number; multipart: string[] }>(
       `select (select count(*)::int from app_public.files where tenant_id = $1 and object_key = $2) as files,
+              (select count(*)::int from app_public.uploads
+                where tenant_id = $1 and object_key = $2 and completed_at is null and expires_at > now()) as open,
               array(select multipart_upload_id from app_public.uploads
-                     where tenant_id = $1 and object_key = $2 and completed_at is null and expires_at > now()) as open`,
+                     where tenant_id = $1 and object_key = $2 and multipart_upload_id is not null) as multipart`,
       [data.tenantId, data.objectKey],
     );
-    if (rows[0]!.files > 0 || rows[0]!.open.length > 0) return { kept: true };
-    const abandoned = await services.ownerPool.query<{ multipart_upload_id: string }>(
-      `select multipart_upload_id from app_public.uploads where tenant_id = $1 and object_key = $2 and multipart_upload_id is not null`,
-      [data.tenantId, data.objectKey],
-    );
-    for (const u of abandoned.rows) await services.storage.abortMultipart(data.objectKey, u.multipart_upload_id).catch(() => undefined);
+    const { files, open, multipart } = rows[0]!;
+    if (files > 0 || open > 0) return { kept: true };
+    for (const id of multipart) await services.storage.abortMultipart(data.objectKey, id).catch(() => undefined);
     await services.storage.delete(data.objectKey);
     return { deleted: data.objectKey };
   },

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { WorkerServices } from '../../services.ts';
 import type { DbContext, Tx } from '../../db/database.ts';
 import type { JobRunner, MaintenanceQueueDefinition, QueueDefinition, TenantQueueDefinition } from '../../jobs/queue.ts';
-import { MAINTENANCE_QUEUES, TENANT_QUEUES, type TenantQueueName } from '../../jobs/queues.ts';
+import { MAINTENANCE_QUEUES, TENANT_QUEUES, type TenantJobEnvelope, type TenantQueueName } from '../../jobs/queues.ts';
 import { describeFailure } from '../../faults.ts';
 
 /** Thrown at a checkpoint when the job was cancelled; the run then ends CANCELLED. */
@@ -30,11 +30,7 @@ export class PermanentJobError extends Error {}
 export class RefusedJob extends Error {}
 
 /** The identity of one tracked job, as verified against its `jobs` row. */
-export interface TrackedJob<A> {
-  tenantId: string;
-  userId: string;
-  requestId: string;
-  jobId: string;
+export interface TrackedJob<A> extends TenantJobEnvelope {
   args: A;
 }
 

@@ -9,6 +9,7 @@ import { migrate } from './db/migrate.ts';
 import { AccessTokens, OidcVerifier } from './auth/tokens.ts';
 import { PasswordHasher } from './auth/passwords.ts';
 import { Authenticator } from './auth/context.ts';
+import { SessionRevocations } from './auth/revocations.ts';
 import { EventHub } from './graphql/events.ts';
 import { startHttpServer } from './graphql/server.ts';
 import { requestServices, type WorkerServices } from './services.ts';
@@ -82,6 +83,23 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
     const events = new EventHub(url, log);
     cleanup.push(() => events.close());
     await events.start();
+    // Loaded once LISTEN is up, so that no revocation falls between the load and the first notice.
+    const revocations = new SessionRevocations(async (since) => {
+      const { rows: sessions } = await ownerPool.query<{ id: string; revoked_at: Date }>(
+        `select family_id::text as id, max(revoked_at) as revoked_at from app_private.refresh_tokens
+          where revoked_at is not null and revoked_at > $1 group by family_id`,
+        [since],
+      );
+      const { rows: users } = await ownerPool.query<{ id: string }>(`select id::text from app_public.users where not is_active`);
+      return { sessions: sessions.map((r) => ({ id: r.id, revokedAt: r.revoked_at })), users: users.map((r) => r.id) };
+    }, config.auth.accessTokenTtl * 1000);
+    events.onAuthChange((change) => {
+      if (change.kind === 'sessionRevoked') revocations.sessionRevoked(change.id);
+      else if (change.kind === 'userDeactivated') revocations.userDeactivated(change.id);
+      else if (change.kind === 'userReactivated') revocations.userReactivated(change.id);
+      else if (change.kind === 'resync') revocations.reload(change.since).catch((err) => log.warn({ reason: describeFailure(err) }, 'could not reload session revocations after a reconnect'));
+    });
+    await revocations.reload();
     const jobs = new Jobs(url, config, QUEUES, log);
     await jobs.start();
     cleanup.unshift(() => jobs.stop());
@@ -91,7 +109,7 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
       ownerPool,
       tokens,
       passwords: new PasswordHasher(config.auth.argon2),
-      authenticator: new Authenticator(tokens, db, config.auth.oidc ? new OidcVerifier(config.auth.oidc) : undefined),
+      authenticator: new Authenticator(tokens, db, config.auth.oidc ? new OidcVerifier(config.auth.oidc) : undefined, revocations),
       events,
       storage,
       jobs,

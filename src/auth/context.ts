@@ -1,6 +1,7 @@
 import type { Database } from '../db/database.ts';
 import { unauthenticated, translateDatabaseError } from '../graphql/errors.ts';
 import type { AccessTokens, OidcVerifier } from './tokens.ts';
+import type { SessionRevocations } from './revocations.ts';
 
 /** Who is asking, as established from the request's credentials. */
 export interface Principal {
@@ -17,6 +18,8 @@ export class Authenticator {
     private readonly tokens: AccessTokens,
     private readonly db: Database,
     private readonly oidc?: OidcVerifier,
+    /** Revoked sessions and deactivated users, refused at once (in memory: no SQL per request). */
+    readonly revocations?: SessionRevocations,
   ) {}
 
   /** Resolves an Authorization header value to a user id (null when absent). Any failure → UNAUTHENTICATED. */
@@ -33,10 +36,16 @@ export class Authenticator {
     try {
       if (this.oidc && this.tokens.issuerOf(token) === this.oidc.issuer) {
         const claims = await this.oidc.verify(token);
-        return { userId: await this.oidcUser(claims), expiresAt: claims.expiresAt };
+        const userId = await this.oidcUser(claims);
+        if (this.revocations?.refuses(userId)) throw new Error('deactivated user');
+        return { userId, expiresAt: claims.expiresAt };
       }
       const payload = await this.tokens.verify(token);
-      return { userId: payload.sub!, expiresAt: payload.exp ? new Date(payload.exp * 1000) : null, sessionId: typeof payload.sid === 'string' ? payload.sid : undefined };
+      const sessionId = typeof payload.sid === 'string' ? payload.sid : undefined;
+      // A revoked session (logOut, revokeSession, a password change, a spent refresh token reused) or a deactivated
+      // user: refused from the moment this process knows, whatever the token's expiry.
+      if (this.revocations?.refuses(payload.sub!, sessionId)) throw new Error('revoked session');
+      return { userId: payload.sub!, expiresAt: payload.exp ? new Date(payload.exp * 1000) : null, sessionId };
     } catch (e) {
       const code = (e as { extensions?: { code?: string } }).extensions?.code;
       // An unreachable database (mapping an OIDC subject) is no verdict on the token: retryable, not UNAUTHENTICATED.

@@ -5,6 +5,8 @@ import type { RequestServices } from '../services.ts';
 export interface Context {
   requestId: string;
   userId: string | null;
+  /** The session (refresh-token family, the access token's `sid`) the request came with; null for OIDC tokens. */
+  sessionId?: string | null;
   tenant: string | null;
   ip: string | null;
   userAgent: string | null;
@@ -18,4 +20,6 @@ export interface Context {
   services: RequestServices;
   /** Work to run after the request's transaction rolled back (e.g. recording a failed mutation in the audit log). */
   afterRollback: Array<() => Promise<void>>;
+  /** Work to run once the request's transaction committed (e.g. this process refusing a revoked session's tokens). */
+  afterCommit?: Array<() => void>;
 }

@@ -6,6 +6,12 @@ import { describeFailure } from '../faults.ts';
 export const EVENTS_CHANNEL = 'tenantplane_events';
 /** The in-process event carrying a resync notice factory to every notices() iterator. */
 const RESYNC = Symbol('resync');
+/** The in-process event of every session revocation and user (de)activation, and of each LISTEN reconnect. */
+const AUTH_CHANGE = Symbol('auth');
+const AUTH_KINDS = new Set(['sessionRevoked', 'userDeactivated', 'userReactivated']);
+
+/** What SessionRevocations (src/auth/revocations.ts) follows: a notice, or a reconnect after which it reloads. */
+export type AuthChange = { kind: 'sessionRevoked' | 'userDeactivated' | 'userReactivated'; id: string } | { kind: 'resync'; since: Date };
 
 /** A row-change notice sent by a trigger with pg_notify (see sql/0004_audit.sql). It names a row; it carries no data. */
 export interface ChangeNotice {
@@ -132,6 +138,7 @@ export class EventHub {
       this.log.info({ downMs: Date.now() - this.lostSince.getTime() }, 'LISTEN connection re-established; subscriptions resync');
       this.lostSince = undefined;
       this.reconnects++;
+      this.emitter.emit(AUTH_CHANGE, { kind: 'resync', since } satisfies AuthChange);
       this.resync(client, since);
     }
   }
@@ -185,9 +192,11 @@ export class EventHub {
     if (!payload) return;
     try {
       const notice = JSON.parse(payload) as ChangeNotice;
-      // A revoked session belongs to no tenant: keyed by its id (sql/0013_session_revocation.sql).
-      if (notice.kind === 'sessionRevoked') this.emitter.emit(`sessionRevoked:${notice.id}`);
-      else this.emitter.emit(`${notice.kind}:${notice.tenantId}`, notice);
+      // A revoked session or a (de)activated user belongs to no tenant: keyed by its id (sql/0013, sql/0019).
+      if (AUTH_KINDS.has(notice.kind)) {
+        this.emitter.emit(AUTH_CHANGE, { kind: notice.kind, id: notice.id } as AuthChange);
+        if (notice.kind !== 'userReactivated') this.emitter.emit(`${notice.kind}:${notice.id}`);
+      } else this.emitter.emit(`${notice.kind}:${notice.tenantId}`, notice);
     } catch (e) {
       this.log.warn({ err: e }, 'unreadable notification');
     }
@@ -285,6 +294,19 @@ export class EventHub {
     const event = `sessionRevoked:${sessionId}`;
     this.emitter.once(event, onRevoked);
     return () => this.emitter.off(event, onRevoked);
+  }
+
+  /** Calls `onDeactivated` once the user is deactivated (sql/0019); returns the unsubscribe. */
+  onUserDeactivated(userId: string, onDeactivated: () => void): () => void {
+    const event = `userDeactivated:${userId}`;
+    this.emitter.once(event, onDeactivated);
+    return () => this.emitter.off(event, onDeactivated);
+  }
+
+  /** Every session revocation, user (de)activation and LISTEN reconnect, for as long as the process lives. */
+  onAuthChange(listener: (change: AuthChange) => void) {
+    this.emitter.on(AUTH_CHANGE, listener);
+    return () => this.emitter.off(AUTH_CHANGE, listener);
   }
 
   /** Shutting down: a lost connection is expected from now on, not worth a reconnect or an error log. */

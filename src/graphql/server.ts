@@ -194,6 +194,7 @@ function transactionPlugin(services: RequestServices): ApolloServerPlugin<Contex
             } else {
               try {
                 await open.commit();
+                for (const job of contextValue.afterCommit ?? []) job();
               } catch (err) {
                 // Lost at COMMIT: the client cannot know whether a mutation was applied (it was, only if the
                 // server committed before the session died); answered as retryable all the same.
@@ -270,6 +271,7 @@ export async function startHttpServer(services: RequestServices, port: number, h
         try {
           const principal = await services.authenticator.authenticate(params.authorization ?? params.Authorization);
           (ws.extra as { userId: string | null }).userId = principal.userId;
+          (ws.extra as { sessionId?: string | null }).sessionId = principal.sessionId ?? null;
           ws.extra.tenant = tenantHeader(params['x-tenant']);
           // The socket lives no longer than its token: closed (4401) the moment the token expires.
           if (principal.expiresAt) {
@@ -281,6 +283,12 @@ export async function startHttpServer(services: RequestServices, port: number, h
           if (principal.sessionId) {
             const socket = ws.extra.socket;
             const off = services.events.onSessionRevoked(principal.sessionId, () => socket.close(4401, 'Session revoked'));
+            socket.once('close', off);
+          }
+          // … nor than its user's account: a deactivation closes every socket of theirs, whatever the token.
+          if (principal.userId) {
+            const socket = ws.extra.socket;
+            const off = services.events.onUserDeactivated(principal.userId, () => socket.close(4401, 'Account deactivated'));
             socket.once('close', off);
           }
           return true;
@@ -296,6 +304,7 @@ export async function startHttpServer(services: RequestServices, port: number, h
       context: (ws): Context => ({
         requestId: crypto.randomUUID(),
         userId: ws.extra.userId ?? null,
+        sessionId: (ws.extra as { sessionId?: string | null }).sessionId ?? null,
         tenant: ws.extra.tenant ?? null,
         ip: (ws.extra.request.socket.remoteAddress ?? null) as string | null,
         userAgent: (ws.extra.request.headers['user-agent'] ?? null) as string | null,
@@ -398,11 +407,12 @@ export async function startHttpServer(services: RequestServices, port: number, h
       context: async ({ req, res }) => {
         const record = res.locals.graphql as RequestRecord;
         try {
-          const userId = await services.authenticator.userFromAuthorization(req.headers.authorization);
+          const { userId, sessionId } = await services.authenticator.authenticate(req.headers.authorization);
           const tenant = tenantHeader(req.header('x-tenant'));
           const ctx: Context = {
             requestId: record.requestId,
             userId,
+            sessionId: sessionId ?? null,
             tenant,
             ip: req.ip ?? null,
             userAgent: req.header('user-agent') ?? null,

@@ -53,6 +53,8 @@ const Env = z.object({
   /** Backups are kept BACKUP_RETENTION_DAYS; the daily backup of every healthy site runs on BACKUP_CRON (UTC). */
   BACKUP_RETENTION_DAYS: z.coerce.number().int().min(1).default(30),
   BACKUP_CRON: z.string().default('0 3 * * *'),
+  /** Authentication events (sign-ins, failures, sessions ended, password changes…) are deleted after this many days. */
+  AUTH_EVENT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Largest accepted request body (JSON over HTTP, one WebSocket message); past it HTTP answers 413. */
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(100 * 1024 * 1024).default(1024 * 1024),
@@ -102,6 +104,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       accessTokenTtl: e.ACCESS_TOKEN_TTL_SECONDS,
       refreshTokenTtl: e.REFRESH_TOKEN_TTL_SECONDS,
       invitationTtl: e.INVITATION_TTL_SECONDS,
+      authEventRetentionDays: e.AUTH_EVENT_RETENTION_DAYS,
       argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST },
       oidc: e.OIDC_ISSUER ? { issuer: e.OIDC_ISSUER, audience: e.OIDC_AUDIENCE, jwksUri: e.OIDC_JWKS_URI } : undefined,
     },

@@ -26,6 +26,7 @@ export const MAINTENANCE_QUEUES = {
   'site-purge': z.object({}),
   'site-backup-schedule': z.object({}),
   'upload-expire': z.object({}),
+  'auth-event-expire': z.object({}),
 } as const satisfies Record<string, z.ZodType<Record<string, unknown>>>;
 
 export type TenantQueueName = keyof typeof TENANT_QUEUES;

@@ -1,6 +1,7 @@
 import type { QueueDefinition } from './queue.ts';
 import { documentProcessQueue } from '../modules/documents/processing.ts';
 import { storageDeleteObjectQueue, uploadExpireQueue } from '../modules/documents/cleanup.ts';
+import { authEventExpireQueue } from '../modules/identity/jobs.ts';
 import { siteProvisionQueue } from '../modules/sites/provisioning.ts';
 import { sitePurgeQueue } from '../modules/sites/purge.ts';
 import { tenantExportQueue } from '../modules/backups/export.ts';
@@ -19,4 +20,5 @@ export const QUEUES: QueueDefinition[] = [
   backupExpireQueue,
   backupDeleteObjectsQueue,
   tenantExportQueue,
+  authEventExpireQueue,
 ];

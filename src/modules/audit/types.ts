@@ -5,7 +5,7 @@ import type { ChangeNotice } from '../../graphql/events.ts';
 import { uuidFromGlobalId } from '../../graphql/ids.ts';
 import { requireTenantRole } from '../tenants/access.ts';
 
-const AuditOutcomeEnum = builder.enumType('AuditOutcome', { values: ['SUCCESS', 'FAILURE'] as const });
+export const AuditOutcomeEnum = builder.enumType('AuditOutcome', { values: ['SUCCESS', 'FAILURE'] as const });
 
 builder.prismaNode('AuditEvent', {
   id: { field: 'tenantId_id' },

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Context } from '../../graphql/context.ts';
-import { AppError, badInput, conflict, translateDatabaseError, unauthenticated } from '../../graphql/errors.ts';
+import { AppError, badInput, conflict, sqlState, translateDatabaseError, unauthenticated } from '../../graphql/errors.ts';
 import { displayName, email, parseInput } from '../../graphql/validate.ts';
 import { passwordProblem } from '../../auth/passwords.ts';
 import { newOpaqueToken, sha256 } from '../../auth/tokens.ts';
@@ -56,27 +56,39 @@ export async function logIn(ctx: Context, raw: unknown): Promise<AuthPayloadShap
   const parsed = LogInInput.safeParse(raw);
   const address = parsed.success ? parsed.data.email : null;
   const password = parsed.success ? parsed.data.password : '';
-  const rows = await ctx.db.$queryRaw<{ throttled: boolean; user_id: string | null; password_hash: string | null }[]>`
-    select t.throttled, l.user_id, l.password_hash
+  const rows = await ctx.db.$queryRaw<{ throttled: boolean; user_id: string | null; password_hash: string | null; active: boolean | null }[]>`
+    select t.throttled, l.user_id, l.password_hash, l.active
       from app.login_throttled(${address}::text, ${ctx.ip}::text) as t(throttled)
       left join app.login_lookup(${address}::text) l on true`;
   const throttled = rows[0]?.throttled ?? true;
-  const found = rows[0]?.user_id ? { user_id: rows[0].user_id, password_hash: rows[0].password_hash } : undefined;
+  const found = rows[0]?.user_id ? { user_id: rows[0].user_id, password_hash: rows[0].password_hash, active: rows[0].active === true } : undefined;
   const ok = await ctx.services.passwords.verify(found?.password_hash, password);
-  if (throttled || !ok || !found) {
+  const refuse = async (detail: string | null) => {
     // Recorded in its own transaction: the request's one rolls back with the error. Throttled attempts are kept
     // for forensics under their own action, so they do not extend the throttle window.
     const action = throttled ? 'logInThrottled' : 'logIn';
     await ctx.services.db
       .withContext({ requestId: ctx.requestId }, (tx) =>
-        tx.$executeRaw`select app.record_auth_event(${found?.user_id ?? null}::uuid, ${address}, ${action}, 'FAILURE', ${ctx.ip}, ${ctx.userAgent})`,
+        tx.$executeRaw`select app.record_auth_failure(${found?.user_id ?? null}::uuid, ${address}, ${action}, ${detail}, ${ctx.ip}, ${ctx.userAgent})`,
       )
       .catch(() => undefined);
-    throw new AppError('UNAUTHENTICATED', 'invalid email or password');
-  }
+    return new AppError('UNAUTHENTICATED', 'invalid email or password');
+  };
+  // A deactivated account gets the answer of a wrong password (after the same argon2 work); its event says why.
+  if (throttled || !ok || !found) throw await refuse(null);
+  if (!found.active) throw await refuse('account deactivated');
   await actAs(ctx, found.user_id);
+  let session: AuthPayloadShape;
+  try {
+    session = await issueSession(ctx, found.user_id);
+  } catch (e) {
+    // Deactivated between the lookup and now (app.create_session share-locks the user row).
+    if (sqlState(e) === 'TPUA0') throw new AppError('UNAUTHENTICATED', 'invalid email or password');
+    throw e;
+  }
+  // After the session exists, so the event names it (app.create_session sets app.session_id).
   await ctx.db.$executeRaw`select app.record_auth_event(${found.user_id}::uuid, ${address}, 'logIn', 'SUCCESS', ${ctx.ip}, ${ctx.userAgent})`;
-  return issueSession(ctx, found.user_id);
+  return session;
 }
 
 /**
@@ -101,6 +113,22 @@ export async function refreshSession(ctx: Context, refreshToken: string): Promis
 export async function logOut(ctx: Context, refreshToken: string): Promise<boolean> {
   const rows = await ctx.db.$queryRaw<{ user_id: string | null }[]>`select app.revoke_refresh_family(${sha256(refreshToken)}) as user_id`;
   const userId = rows[0]?.user_id;
-  if (userId) await ctx.db.$executeRaw`select app.record_auth_event(${userId}::uuid, null, 'logOut', 'SUCCESS', ${ctx.ip}, ${ctx.userAgent})`;
+  if (userId) {
+    // The event names the session ended (app.revoke_refresh_family set app.session_id), as does this process's cache.
+    const ended = await ctx.db.$queryRaw<{ session: string | null }[]>`
+      with recorded as (select app.record_auth_event(${userId}::uuid, null, 'logOut', 'SUCCESS', ${ctx.ip}, ${ctx.userAgent}))
+      select nullif(current_setting('app.session_id', true), '') as session from recorded`;
+    const session = ended[0]?.session;
+    if (session) forgetSessionsOnCommit(ctx, [session]);
+  }
   return true;
+}
+
+/** Once the transaction committed, this process refuses those sessions' access tokens (the NOTIFY tells the others). */
+export function forgetSessionsOnCommit(ctx: Context, sessions: string[]) {
+  const revocations = ctx.services.authenticator.revocations;
+  if (!revocations || sessions.length === 0) return;
+  (ctx.afterCommit ??= []).push(() => {
+    for (const s of sessions) revocations.sessionRevoked(s);
+  });
 }

@@ -287,14 +287,22 @@ describe('deactivation', () => {
     expect(events.find((e: any) => e.action === 'deactivated')).toMatchObject({ outcome: 'SUCCESS', byAnother: true });
   });
 
-  it('a process started after the deactivation refuses the token too (loaded at start-up)', async () => {
+  it('another API process: one started after the deactivation refuses the token (loaded at start-up), a running one learns of a revocation by NOTIFY', async () => {
     const admin = await staff();
     const user = await signUp(app, 'deact-late');
+    const bystander = await signUp(app, 'deact-bystander');
+    const extra = await logIn(bystander.email);
     await admin.gql.ok(DEACTIVATE, { id: user.id });
     const fresh = await startTestApp({ DATABASE_URL: app.databaseUrl });
     try {
       const r = await new Gql(fresh, user.gql.token).request(`{ me { id } }`);
       expect(only(r).extensions?.code).toBe('UNAUTHENTICATED');
+      // A session revoked through the first process is refused by the second within moments.
+      const there = new Gql(fresh, extra.accessToken);
+      expect(await meWorks(there)).toBe(true);
+      expect(await bystander.gql.ok(`mutation { revokeOtherSessions }`)).toEqual({ revokeOtherSessions: 1 });
+      await expect.poll(() => meWorks(there), { timeout: 2000, interval: 20 }).toBe(false);
+      expect(await meWorks(new Gql(fresh, bystander.gql.token))).toBe(true);
     } finally {
       await fresh.stop();
     }

@@ -64,19 +64,26 @@ $$;
 -- same argon2 work); a session is never created for one (also under a race with the deactivation: the user row is
 -- share-locked, so a deactivation either waits for this login, then revokes its session, or is seen by it).
 drop function app.login_lookup(text);
-create function app.login_lookup(p_email text) returns table (user_id uuid, password_hash text, active boolean)
+create function app.login_lookup(p_login text) returns table (user_id uuid, password_hash text, active boolean, email text)
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
   as $$
 begin
-  return query
-    select u.id, s.password_hash, u.is_active
-      from app_public.users u
-      join app_private.user_secrets s on s.user_id = u.id
-     where u.email = lower(p_email);
+  -- An email has an @, a username never has one (users_username_format).
+  if strpos(p_login, '@') > 0 then
+    return query
+      select u.id, s.password_hash, u.is_active, u.email
+        from app_public.users u join app_private.user_secrets s on s.user_id = u.id
+       where u.email = lower(p_login);
+  else
+    return query
+      select u.id, s.password_hash, u.is_active, u.email
+        from app_public.users u join app_private.user_secrets s on s.user_id = u.id
+       where lower(u.username) = lower(p_login);
+  end if;
 end
 $$;
-comment on function app.login_lookup(text) is 'The only way to read a password hash by email: one row at most, with whether the account is active.';
+comment on function app.login_lookup(text) is 'The only way to read a password hash: by exact email or username (any case), one row at most, with whether the account is active and its email (the throttling key).';
 grant execute on function app.login_lookup(text) to tenantplane_app;
 
 create or replace function app.create_session(p_user_id uuid, p_token_hash bytea, p_expires_at timestamptz, p_ip text, p_user_agent text) returns void

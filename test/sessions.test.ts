@@ -243,6 +243,14 @@ describe('profile', () => {
     const cleared = await a.gql.ok(UPDATE, { input: { username: null, firstName: null } });
     expect(cleared.updateProfile).toMatchObject({ username: null, firstName: null, lastName: 'Smith' });
     expect((await b.gql.ok(UPDATE, { input: { username: name.toLowerCase(), name: 'Bee' } })).updateProfile).toMatchObject({ username: name.toLowerCase(), name: 'Bee' });
+    // Signing in by username, any case, as well as by email; a wrong password answers as ever.
+    const byName = await logIn(name.toUpperCase());
+    expect((await byName.gql.ok(`{ me { id } }`)).me.id).toBe(b.id);
+    const wrong = await new Gql(app).request(LOG_IN, { input: { email: name, password: 'not the right one' } });
+    expect(only(wrong)).toMatchObject({ message: 'invalid email or password', extensions: { code: 'UNAUTHENTICATED' } });
+    // … counted against the account (its email), like a failure by email.
+    const { rows: failures } = await db.query(`select email from app_private.auth_events where user_id = $1 and action = 'logIn' and outcome = 'FAILURE'`, [uuidOf(b.id)]);
+    expect(failures).toEqual([{ email: b.email }]);
     // The database holds the same rules whoever writes (the request role, past the API's validation).
     await expect(db.query(`update app_public.users set username = 'bad name' where id = $1`, [uuidOf(a.id)])).rejects.toMatchObject({ code: '23514' });
     await expect(db.query(`update app_public.users set username = $2 where id = $1`, [uuidOf(a.id), name.toUpperCase()])).rejects.toMatchObject({ code: '23505' });

@@ -41,3 +41,12 @@ export const displayName = (what: string, max: number) =>
     .min(1, `the ${what} cannot be empty`)
     .max(max, `the ${what} has at most ${max} characters`)
     .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), `the ${what} cannot contain control characters`);
+
+/** 3–32 letters, digits and inner `.`, `_`, `-` (not two in a row); never an `@`, so it cannot pass for an email (sql/0019). */
+export const username = z
+  .string()
+  .trim()
+  .min(3, 'a username has 3 to 32 characters')
+  .max(32, 'a username has 3 to 32 characters')
+  .regex(/^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/, 'a username has letters, digits and inner dots, underscores or hyphens')
+  .refine((s) => !/[._-]{2}/.test(s), 'a username cannot have two dots, underscores or hyphens in a row');

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Context } from '../../graphql/context.ts';
 import { badInput, conflict, notFound, translateDatabaseError } from '../../graphql/errors.ts';
-import { displayName, parseInput } from '../../graphql/validate.ts';
+import { displayName, parseInput, username } from '../../graphql/validate.ts';
 import { uuidFromGlobalId } from '../../graphql/ids.ts';
 import { passwordProblem } from '../../auth/passwords.ts';
 import { requireUser } from '../tenants/access.ts';
@@ -91,15 +91,6 @@ export async function changePassword(ctx: Context, raw: unknown): Promise<boolea
   forgetSessionsOnCommit(ctx, ended.map((r) => r.id));
   return true;
 }
-
-/** 3–32 letters, digits and inner `.`, `_`, `-` (not two in a row); never an `@`, so it cannot pass for an email. */
-const username = z
-  .string()
-  .trim()
-  .min(3, 'a username has 3 to 32 characters')
-  .max(32, 'a username has 3 to 32 characters')
-  .regex(/^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/, 'a username has letters, digits and inner dots, underscores or hyphens')
-  .refine((s) => !/[._-]{2}/.test(s), 'a username cannot have two dots, underscores or hyphens in a row');
 
 const UpdateProfileInput = z.object({
   name: displayName('name', 200).optional(),

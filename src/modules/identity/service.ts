@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Context } from '../../graphql/context.ts';
 import { AppError, badInput, conflict, sqlState, translateDatabaseError, unauthenticated } from '../../graphql/errors.ts';
-import { displayName, email, parseInput } from '../../graphql/validate.ts';
+import { displayName, email, parseInput, username } from '../../graphql/validate.ts';
 import { passwordProblem } from '../../auth/passwords.ts';
 import { newOpaqueToken, sha256 } from '../../auth/tokens.ts';
 
@@ -13,7 +13,8 @@ export interface AuthPayloadShape {
 }
 
 const SignUpInput = z.object({ email, password: z.string(), name: displayName('name', 200) });
-const LogInInput = z.object({ email, password: z.string().max(1024) });
+/** `email` takes an email or a username (never an @: sql/0019). */
+const LogInInput = z.object({ email: z.union([email, username]), password: z.string().max(1024) });
 
 /** From now on this request acts as userId (the policies read app.user_id). */
 async function actAs(ctx: Context, userId: string) {
@@ -56,12 +57,15 @@ export async function logIn(ctx: Context, raw: unknown): Promise<AuthPayloadShap
   const parsed = LogInInput.safeParse(raw);
   const address = parsed.success ? parsed.data.email : null;
   const password = parsed.success ? parsed.data.password : '';
-  const rows = await ctx.db.$queryRaw<{ throttled: boolean; user_id: string | null; password_hash: string | null; active: boolean | null }[]>`
-    select t.throttled, l.user_id, l.password_hash, l.active
-      from app.login_throttled(${address}::text, ${ctx.ip}::text) as t(throttled)
-      left join app.login_lookup(${address}::text) l on true`;
+  // Throttled per account whichever identifier names it (its email), per typed identifier when it names none.
+  const rows = await ctx.db.$queryRaw<{ throttled: boolean; user_id: string | null; password_hash: string | null; active: boolean | null; email: string | null }[]>`
+    select t.throttled, l.user_id, l.password_hash, l.active, l.email
+      from (select 1) as one
+      left join app.login_lookup(${address}::text) l on true
+      cross join lateral app.login_throttled(coalesce(l.email, ${address}::text), ${ctx.ip}::text) as t(throttled)`;
   const throttled = rows[0]?.throttled ?? true;
-  const found = rows[0]?.user_id ? { user_id: rows[0].user_id, password_hash: rows[0].password_hash, active: rows[0].active === true } : undefined;
+  const found = rows[0]?.user_id ? { user_id: rows[0].user_id, password_hash: rows[0].password_hash, active: rows[0].active === true, email: rows[0].email } : undefined;
+  const identifier = found?.email ?? address?.toLowerCase() ?? null;
   const ok = await ctx.services.passwords.verify(found?.password_hash, password);
   const refuse = async (detail: string | null) => {
     // Recorded in its own transaction: the request's one rolls back with the error. Throttled attempts are kept
@@ -69,7 +73,7 @@ export async function logIn(ctx: Context, raw: unknown): Promise<AuthPayloadShap
     const action = throttled ? 'logInThrottled' : 'logIn';
     await ctx.services.db
       .withContext({ requestId: ctx.requestId }, (tx) =>
-        tx.$executeRaw`select app.record_auth_failure(${found?.user_id ?? null}::uuid, ${address}, ${action}, ${detail}, ${ctx.ip}, ${ctx.userAgent})`,
+        tx.$executeRaw`select app.record_auth_failure(${found?.user_id ?? null}::uuid, ${identifier}, ${action}, ${detail}, ${ctx.ip}, ${ctx.userAgent})`,
       )
       .catch(() => undefined);
     return new AppError('UNAUTHENTICATED', 'invalid email or password');
@@ -87,7 +91,7 @@ export async function logIn(ctx: Context, raw: unknown): Promise<AuthPayloadShap
     throw e;
   }
   // After the session exists, so the event names it (app.create_session sets app.session_id).
-  await ctx.db.$executeRaw`select app.record_auth_event(${found.user_id}::uuid, ${address}, 'logIn', 'SUCCESS', ${ctx.ip}, ${ctx.userAgent})`;
+  await ctx.db.$executeRaw`select app.record_auth_event(${found.user_id}::uuid, ${identifier}, 'logIn', 'SUCCESS', ${ctx.ip}, ${ctx.userAgent})`;
   return session;
 }
 

@@ -48,7 +48,10 @@ const SignUpInput = builder.inputType('SignUpInput', {
 });
 
 const LogInInput = builder.inputType('LogInInput', {
-  fields: (t) => ({ email: t.string({ required: true }), password: t.string({ required: true }) }),
+  fields: (t) => ({
+    email: t.string({ required: true, description: 'The email, or the username (any case) of an account that has one.' }),
+    password: t.string({ required: true }),
+  }),
 });
 
 builder.mutationFields((t) => ({

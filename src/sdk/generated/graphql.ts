@@ -99,6 +99,7 @@ export type JobStatus =
   | 'RUNNING';
 
 export type LogInInput = {
+  /** The email, or the username (any case) of an account that has one. */
   email: string;
   password: string;
 };

@@ -300,16 +300,23 @@ begin
   if v_user is null then
     return;
   end if;
+  -- The ip and user agent of someone else acting on the account (platform staff deactivating it) stay theirs.
   if p_oldest_first then
     return query
-      select e.id, e.action, e.outcome, e.ip, e.user_agent, e.session_id, e.actor_id, e.detail, e.created_at
+      select e.id, e.action, e.outcome,
+             case when e.actor_id is null or e.actor_id = e.user_id then e.ip end,
+             case when e.actor_id is null or e.actor_id = e.user_id then e.user_agent end,
+             e.session_id, e.actor_id, e.detail, e.created_at
         from app_private.auth_events e
        where e.user_id = v_user and (p_after is null or e.id < p_after) and (p_before is null or e.id > p_before)
        order by e.user_id, e.id
        limit v_limit;
   else
     return query
-      select e.id, e.action, e.outcome, e.ip, e.user_agent, e.session_id, e.actor_id, e.detail, e.created_at
+      select e.id, e.action, e.outcome,
+             case when e.actor_id is null or e.actor_id = e.user_id then e.ip end,
+             case when e.actor_id is null or e.actor_id = e.user_id then e.user_agent end,
+             e.session_id, e.actor_id, e.detail, e.created_at
         from app_private.auth_events e
        where e.user_id = v_user and (p_after is null or e.id < p_after) and (p_before is null or e.id > p_before)
        order by e.user_id, e.id desc

@@ -29,7 +29,7 @@ const LOG_IN = `mutation($input: LogInInput!) { logIn(input: $input) { accessTok
 const REFRESH = `mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken refreshToken } }`;
 const SESSIONS = `{ me { sessions { id userAgent ip createdAt lastUsedAt expiresAt current } } }`;
 const AUDIT = `subscription($t: ID!) { auditEvents(tenantId: $t) { action } }`;
-const EVENTS = `query($first: Int, $after: String) { me { authEvents(first: $first, after: $after) { edges { cursor node { action outcome sessionId byAnother detail createdAt } } pageInfo { hasNextPage endCursor } } } }`;
+const EVENTS = `query($first: Int, $after: String) { me { authEvents(first: $first, after: $after) { edges { cursor node { action outcome ip userAgent sessionId byAnother detail createdAt } } pageInfo { hasNextPage endCursor } } } }`;
 
 interface Login {
   accessToken: string;
@@ -291,7 +291,7 @@ describe('deactivation', () => {
     // The old sessions stay ended.
     expect(await meWorks(second.gql)).toBe(false);
     const events = (await back.gql.ok(EVENTS, { first: 50 })).me.authEvents.edges.map((e: any) => e.node);
-    expect(events.find((e: any) => e.action === 'reactivated')).toMatchObject({ outcome: 'SUCCESS', byAnother: true });
+    expect(events.find((e: any) => e.action === 'reactivated')).toMatchObject({ outcome: 'SUCCESS', byAnother: true, ip: null, userAgent: null });
     expect(events.find((e: any) => e.action === 'deactivated')).toMatchObject({ outcome: 'SUCCESS', byAnother: true });
   });
 
@@ -356,6 +356,9 @@ describe('authentication events', () => {
     const stamps = [...first.edges, ...rest.edges].map((e: any) => new Date(e.node.createdAt).getTime());
     expect([...stamps].sort((a, b) => b - a)).toEqual(stamps);
     expect(only(await user.gql.request(EVENTS, { first: 1, after: 'nonsense' })).extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'after' });
+    const oldest = (await user.gql.ok(`{ me { authEvents(last: 2) { edges { node { action outcome } } pageInfo { hasPreviousPage } } } }`)).me.authEvents;
+    expect(oldest.edges.map((e: any) => e.node.action)).toEqual(['logIn', 'signUp']);
+    expect(oldest.pageInfo.hasPreviousPage).toBe(true);
 
     // Another user sees only their own (just their signUp).
     const other = await signUp(app, 'events-other');

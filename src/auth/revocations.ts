@@ -20,6 +20,8 @@ export class SessionRevocations {
   private readonly sessions = new Map<string, number>();
   private readonly users = new Set<string>();
   private lastPrune = Date.now();
+  /** (De)activations heard while a reload was in flight: replayed over its snapshot, which may predate them. */
+  private heardDuringLoad?: Array<[string, boolean]>;
 
   constructor(
     /** The database's view, from `since` on (run on a privileged connection: app_private). */
@@ -31,11 +33,22 @@ export class SessionRevocations {
   /** Loads revocations of the last token lifetime (start-up), or since `since` (after a reconnect). */
   async reload(since?: Date) {
     const from = since && since.getTime() > Date.now() - this.tokenTtlMs ? since : new Date(Date.now() - this.tokenTtlMs - 60_000);
-    const snapshot = await this.load(from);
+    const heard: Array<[string, boolean]> = [];
+    this.heardDuringLoad = heard;
+    let snapshot: RevocationSnapshot;
+    try {
+      snapshot = await this.load(from);
+    } finally {
+      if (this.heardDuringLoad === heard) this.heardDuringLoad = undefined;
+    }
     for (const s of snapshot.sessions) this.sessionRevoked(s.id, s.revokedAt.getTime());
     // Deactivations are a full list: a reactivation missed while LISTEN was down is picked up too.
     this.users.clear();
     for (const u of snapshot.users) this.users.add(u);
+    for (const [id, active] of heard) {
+      if (active) this.users.delete(id);
+      else this.users.add(id);
+    }
   }
 
   sessionRevoked(id: string, at = Date.now()) {
@@ -44,10 +57,12 @@ export class SessionRevocations {
 
   userDeactivated(id: string) {
     this.users.add(id);
+    this.heardDuringLoad?.push([id, false]);
   }
 
   userReactivated(id: string) {
     this.users.delete(id);
+    this.heardDuringLoad?.push([id, true]);
   }
 
   /** True when a token of this user (and session, when it names one) must be refused. */

@@ -33,11 +33,28 @@ alter table app_private.auth_events
   add column detail     text;
 create index auth_events_user_id_id on app_private.auth_events (user_id, id desc);
 create index auth_events_created_at on app_private.auth_events (created_at);
+-- Why a session ended. `logOut` comes from the session's own holder, who discards its access token: its sockets
+-- close (sql/0013) but its access token lapses at its expiry, as before. Every other reason (another session ending
+-- it, a password change, a deactivation, a spent refresh token reused) also refuses its access tokens at once.
+alter table app_private.refresh_tokens
+  add column revoked_reason text check (revoked_reason in ('logOut', 'revoked', 'passwordChanged', 'deactivated', 'reuse'));
 create index refresh_tokens_user_active on app_private.refresh_tokens (user_id) where revoked_at is null and used_at is null;
 -- What each API process loads at start and after a lost LISTEN connection (src/auth/revocations.ts): sessions revoked
 -- within an access token's lifetime, and the deactivated users.
 create index refresh_tokens_revoked_at on app_private.refresh_tokens (revoked_at) where revoked_at is not null;
 create index users_inactive on app_public.users (id) where not is_active;
+
+-- The revocation notice says why (src/auth/revocations.ts refuses access tokens for every reason but logOut).
+create or replace function app.notify_session_revoked() returns trigger
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+begin
+  perform pg_notify('tenantplane_events',
+    json_build_object('kind', 'sessionRevoked', 'tenantId', '', 'id', new.family_id::text, 'reason', coalesce(new.revoked_reason, 'revoked'))::text);
+  return null;
+end
+$$;
 
 create or replace function app.record_auth_event(p_user_id uuid, p_email text, p_action text, p_outcome app_public.audit_outcome, p_ip text, p_user_agent text) returns void
   language plpgsql volatile security definer
@@ -119,7 +136,7 @@ begin
     return null;
   end if;
   if t.used_at is not null then
-    update app_private.refresh_tokens set revoked_at = now() where family_id = t.family_id and revoked_at is null;
+    update app_private.refresh_tokens set revoked_at = now(), revoked_reason = 'reuse' where family_id = t.family_id and revoked_at is null;
     insert into app_private.auth_events (user_id, action, outcome, ip, user_agent, session_id)
     values (t.user_id, 'refreshTokenReuse', 'FAILURE', p_ip, p_user_agent, t.family_id);
     return null;
@@ -149,7 +166,7 @@ begin
   if not found then
     return null;
   end if;
-  update app_private.refresh_tokens set revoked_at = now() where family_id = t.family_id and revoked_at is null;
+  update app_private.refresh_tokens set revoked_at = now(), revoked_reason = 'logOut' where family_id = t.family_id and revoked_at is null;
   perform set_config('app.session_id', t.family_id::text, true);
   return t.user_id;
 end
@@ -184,7 +201,7 @@ begin
   ) then
     return false;
   end if;
-  update app_private.refresh_tokens set revoked_at = now() where family_id = p_session and user_id = v_user and revoked_at is null;
+  update app_private.refresh_tokens set revoked_at = now(), revoked_reason = 'revoked' where family_id = p_session and user_id = v_user and revoked_at is null;
   insert into app_private.auth_events (user_id, action, outcome, ip, user_agent, session_id, actor_id)
   values (v_user, 'sessionRevoked', 'SUCCESS', p_ip, p_user_agent, p_session, v_user);
   return true;
@@ -206,7 +223,7 @@ begin
   select coalesce(array_agg(distinct family_id), '{}') into v_sessions
     from app_private.refresh_tokens
    where user_id = v_user and revoked_at is null and used_at is null and expires_at > now() and family_id is distinct from p_keep;
-  update app_private.refresh_tokens set revoked_at = now()
+  update app_private.refresh_tokens set revoked_at = now(), revoked_reason = 'revoked'
    where user_id = v_user and revoked_at is null and family_id is distinct from p_keep;
   insert into app_private.auth_events (user_id, action, outcome, ip, user_agent, session_id, actor_id)
   select v_user, 'sessionRevoked', 'SUCCESS', p_ip, p_user_agent, s, v_user from unnest(v_sessions) s;
@@ -238,7 +255,7 @@ begin
   end if;
   select coalesce(array_agg(distinct family_id), '{}') into v_sessions
     from app_private.refresh_tokens where user_id = v_user and revoked_at is null and family_id is distinct from p_keep;
-  update app_private.refresh_tokens set revoked_at = now()
+  update app_private.refresh_tokens set revoked_at = now(), revoked_reason = 'passwordChanged'
    where user_id = v_user and revoked_at is null and family_id is distinct from p_keep;
   insert into app_private.auth_events (user_id, action, outcome, ip, user_agent, session_id, actor_id, detail)
   values (v_user, 'passwordChanged', 'SUCCESS', p_ip, p_user_agent, p_keep, v_user,
@@ -276,7 +293,7 @@ begin
      set is_active = p_active, deactivated_at = case when p_active then null else now() end, updated_at = now()
    where id = p_user;
   if not p_active then
-    update app_private.refresh_tokens set revoked_at = now() where user_id = p_user and revoked_at is null;
+    update app_private.refresh_tokens set revoked_at = now(), revoked_reason = 'deactivated' where user_id = p_user and revoked_at is null;
   end if;
   insert into app_private.auth_events (user_id, action, outcome, ip, user_agent, actor_id)
   values (p_user, case when p_active then 'reactivated' else 'deactivated' end, 'SUCCESS', p_ip, p_user_agent, v_actor);
@@ -362,6 +379,7 @@ drop index app_private.refresh_tokens_user_active;
 drop index app_private.auth_events_created_at;
 drop index app_private.auth_events_user_id_id;
 alter table app_private.auth_events drop column detail, drop column session_id, drop column actor_id;
+alter table app_private.refresh_tokens drop column revoked_reason;
 revoke update (username, first_name, last_name) on app_public.users from tenantplane_app;
 drop index app_public.users_username_lower;
 alter table app_public.users drop column deactivated_at, drop column is_active, drop column last_name, drop column first_name, drop column username;

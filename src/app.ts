@@ -87,14 +87,17 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
     const revocations = new SessionRevocations(async (since) => {
       const { rows: sessions } = await ownerPool.query<{ id: string; revoked_at: Date }>(
         `select family_id::text as id, max(revoked_at) as revoked_at from app_private.refresh_tokens
-          where revoked_at is not null and revoked_at > $1 group by family_id`,
+          where revoked_at is not null and revoked_at > $1 and revoked_reason is distinct from 'logOut' group by family_id`,
         [since],
       );
       const { rows: users } = await ownerPool.query<{ id: string }>(`select id::text from app_public.users where not is_active`);
       return { sessions: sessions.map((r) => ({ id: r.id, revokedAt: r.revoked_at })), users: users.map((r) => r.id) };
     }, config.auth.accessTokenTtl * 1000);
     events.onAuthChange((change) => {
-      if (change.kind === 'sessionRevoked') revocations.sessionRevoked(change.id);
+      // logOut: its holder discards the access token; it lapses at its expiry (its sockets close all the same).
+      if (change.kind === 'sessionRevoked') {
+        if (change.reason !== 'logOut') revocations.sessionRevoked(change.id);
+      }
       else if (change.kind === 'userDeactivated') revocations.userDeactivated(change.id);
       else if (change.kind === 'userReactivated') revocations.userReactivated(change.id);
       else if (change.kind === 'resync') revocations.reload(change.since).catch((err) => log.warn({ reason: describeFailure(err) }, 'could not reload session revocations after a reconnect'));

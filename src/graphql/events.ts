@@ -11,7 +11,10 @@ const AUTH_CHANGE = Symbol('auth');
 const AUTH_KINDS = new Set(['sessionRevoked', 'userDeactivated', 'userReactivated']);
 
 /** What SessionRevocations (src/auth/revocations.ts) follows: a notice, or a reconnect after which it reloads. */
-export type AuthChange = { kind: 'sessionRevoked' | 'userDeactivated' | 'userReactivated'; id: string } | { kind: 'resync'; since: Date };
+export type AuthChange =
+  | { kind: 'sessionRevoked'; id: string; /** Why (sql/0019: logOut, revoked, passwordChanged, deactivated, reuse). */ reason?: string }
+  | { kind: 'userDeactivated' | 'userReactivated'; id: string }
+  | { kind: 'resync'; since: Date };
 
 /** A row-change notice sent by a trigger with pg_notify (see sql/0004_audit.sql). It names a row; it carries no data. */
 export interface ChangeNotice {
@@ -194,7 +197,7 @@ export class EventHub {
       const notice = JSON.parse(payload) as ChangeNotice;
       // A revoked session or a (de)activated user belongs to no tenant: keyed by its id (sql/0013, sql/0019).
       if (AUTH_KINDS.has(notice.kind)) {
-        this.emitter.emit(AUTH_CHANGE, { kind: notice.kind, id: notice.id } as AuthChange);
+        this.emitter.emit(AUTH_CHANGE, { kind: notice.kind, id: notice.id, reason: (notice as { reason?: string }).reason } as AuthChange);
         if (notice.kind !== 'userReactivated') this.emitter.emit(`${notice.kind}:${notice.id}`);
       } else this.emitter.emit(`${notice.kind}:${notice.tenantId}`, notice);
     } catch (e) {

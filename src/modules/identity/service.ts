@@ -117,14 +117,9 @@ export async function refreshSession(ctx: Context, refreshToken: string): Promis
 export async function logOut(ctx: Context, refreshToken: string): Promise<boolean> {
   const rows = await ctx.db.$queryRaw<{ user_id: string | null }[]>`select app.revoke_refresh_family(${sha256(refreshToken)}) as user_id`;
   const userId = rows[0]?.user_id;
-  if (userId) {
-    // The event names the session ended (app.revoke_refresh_family set app.session_id), as does this process's cache.
-    const ended = await ctx.db.$queryRaw<{ session: string | null }[]>`
-      with recorded as (select app.record_auth_event(${userId}::uuid, null, 'logOut', 'SUCCESS', ${ctx.ip}, ${ctx.userAgent}))
-      select nullif(current_setting('app.session_id', true), '') as session from recorded`;
-    const session = ended[0]?.session;
-    if (session) forgetSessionsOnCommit(ctx, [session]);
-  }
+  // The event names the session ended (app.revoke_refresh_family set app.session_id). Its sockets close (the
+  // revocation notice); its access token, which the client discards, lapses at its expiry (sql/0019 revoked_reason).
+  if (userId) await ctx.db.$executeRaw`select app.record_auth_event(${userId}::uuid, null, 'logOut', 'SUCCESS', ${ctx.ip}, ${ctx.userAgent})`;
   return true;
 }
 

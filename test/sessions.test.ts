@@ -333,6 +333,34 @@ describe('deactivation', () => {
   });
 });
 
+describe('revocations missed while LISTEN was down', () => {
+  it('are loaded after the reconnect: the revoked session is refused', async () => {
+    const user = await signUp(app, 'listen-gap');
+    const other = await logIn(user.email, PASSWORD, 'gap');
+    expect(await meWorks(other.gql)).toBe(true);
+    const family = ((await other.gql.ok(SESSIONS)).me.sessions as any[]).find((x) => x.current).id;
+    const reconnects = app.services.events.reconnects;
+    // The API's LISTEN backend is terminated (and waited for) inside the revoking transaction: its NOTIFY reaches nobody.
+    await db.query('begin');
+    try {
+      const term = await db.query(`select pid, pg_terminate_backend(pid, 5000) from pg_stat_activity where application_name = 'tenantplane-listen' and datname = current_database()`);
+      await db.query(`update app_private.refresh_tokens set revoked_at = now() where family_id = $1 and revoked_at is null`, [uuidOf(family)]);
+      // pg_stat_activity is snapshotted once per transaction: look again.
+      await db.query(`select pg_stat_clear_snapshot()`);
+      const listening = await db.query(`select count(*)::int as n from pg_stat_activity where application_name = 'tenantplane-listen' and datname = current_database()`);
+      await db.query('commit');
+      expect(term.rows.length).toBeGreaterThan(0);
+      expect(listening.rows[0].n, 'the API listened again before the commit').toBe(0);
+    } catch (e) {
+      await db.query('rollback');
+      throw e;
+    }
+    await expect.poll(() => app.services.events.reconnects, { timeout: 10_000 }).toBeGreaterThan(reconnects);
+    await expect.poll(() => meWorks(other.gql), { timeout: 5000, interval: 50 }).toBe(false);
+    expect(await meWorks(user.gql)).toBe(true);
+  });
+});
+
 describe('authentication events', () => {
   it('the user reads their own, newest first, page by page; nobody else can', async () => {
     const user = await signUp(app, 'events');

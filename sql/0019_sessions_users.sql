@@ -240,6 +240,21 @@ create function app.current_user_password_hash() returns text
    where s.user_id = app.current_user_id() and u.is_active
 $$;
 
+-- Guessing the current password with a stolen access token: more than 10 failed changePassword attempts of the
+-- current user in 15 minutes refuse every further one (like app.login_throttled for logIn). Bounded count.
+create function app.password_change_throttled() returns boolean
+  language sql stable security definer
+  set search_path = pg_catalog, pg_temp
+  as $$
+  select count(*) > 10 from (
+    select 1 from app_private.auth_events e
+     where e.user_id = app.current_user_id() and e.action = 'changePassword' and e.outcome = 'FAILURE'
+       and e.created_at > now() - interval '15 minutes'
+     order by e.user_id, e.id desc
+     limit 11
+  ) recent
+$$;
+
 -- Sets the current user's new hash and ends every other session (p_keep: the one the request came from).
 create function app.change_password(p_new_hash text, p_keep uuid, p_ip text, p_user_agent text) returns setof uuid
   language plpgsql volatile security definer
@@ -345,7 +360,7 @@ $$;
 grant execute on function
   app.record_auth_failure(uuid, text, text, text, text, text),
   app.current_user_sessions(), app.revoke_session(uuid, text, text), app.revoke_other_sessions(uuid, text, text),
-  app.current_user_password_hash(), app.change_password(text, uuid, text, text),
+  app.current_user_password_hash(), app.password_change_throttled(), app.change_password(text, uuid, text, text),
   app.set_user_active(uuid, boolean, text, text),
   app.current_user_auth_events(bigint, bigint, integer, boolean)
 to tenantplane_app;
@@ -354,6 +369,7 @@ to tenantplane_app;
 drop function app.current_user_auth_events(bigint, bigint, integer, boolean);
 drop function app.set_user_active(uuid, boolean, text, text);
 drop function app.change_password(text, uuid, text, text);
+drop function app.password_change_throttled();
 drop function app.current_user_password_hash();
 drop function app.revoke_other_sessions(uuid, text, text);
 drop function app.revoke_session(uuid, text, text);

@@ -198,6 +198,18 @@ describe('changePassword', () => {
     expect(events.find((e: any) => e.action === 'passwordChanged')).toBeUndefined();
   });
 
+  it('more than 10 wrong current passwords in 15 minutes refuse even the right one, with the same answer', async () => {
+    const user = await signUp(app, 'pw-throttle');
+    const wrong = { currentPassword: 'not my password at all', newPassword: 'a brand new passphrase 3' };
+    for (let i = 0; i < 11; i++) expect(only(await user.gql.request(CHANGE, { input: wrong })).extensions?.field).toBe('currentPassword');
+    const right = await user.gql.request(CHANGE, { input: { ...wrong, currentPassword: PASSWORD } });
+    expect(only(right)).toEqual(only(await user.gql.request(CHANGE, { input: wrong })));
+    await logIn(user.email, PASSWORD);
+    // Once the window passed, the right password works.
+    await db.query(`update app_private.auth_events set created_at = created_at - interval '16 minutes' where user_id = $1 and action = 'changePassword'`, [uuidOf(user.id)]);
+    expect(await user.gql.ok(CHANGE, { input: { ...wrong, currentPassword: PASSWORD } })).toEqual({ changePassword: true });
+  });
+
   it('the right one: other sessions end (socket closed, refresh refused), this one goes on, the new password works', async () => {
     const user = await signUp(app, 'pw-right');
     const tenant = await createTenant(user, 'pw');

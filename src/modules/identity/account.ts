@@ -69,14 +69,18 @@ const ChangePasswordInput = z.object({ currentPassword: z.string().max(1024), ne
 export async function changePassword(ctx: Context, raw: unknown): Promise<boolean> {
   const userId = requireUser(ctx);
   const input = parseInput(ChangePasswordInput, raw);
-  const rows = await ctx.db.$queryRaw<{ hash: string | null; email: string }[]>`
-    select app.current_user_password_hash() as hash, u.email from app_public.users u where u.id = ${userId}::uuid`;
+  const rows = await ctx.db.$queryRaw<{ hash: string | null; email: string; throttled: boolean }[]>`
+    select app.current_user_password_hash() as hash, u.email, app.password_change_throttled() as throttled
+      from app_public.users u where u.id = ${userId}::uuid`;
   const email = rows[0]?.email ?? '';
+  const throttled = rows[0]?.throttled ?? true;
   const ok = await ctx.services.passwords.verify(rows[0]?.hash, input.currentPassword);
-  if (!ok) {
+  // Past 10 failures in 15 minutes even the right password gets this answer (after the same argon2 work).
+  if (!ok || throttled) {
+    const detail = throttled ? 'throttled' : 'wrong current password';
     await ctx.services.db
       .withContext({ requestId: ctx.requestId }, (tx) =>
-        tx.$executeRaw`select app.record_auth_failure(${userId}::uuid, null, 'changePassword', 'wrong current password', ${ctx.ip}, ${ctx.userAgent})`,
+        tx.$executeRaw`select app.record_auth_failure(${userId}::uuid, null, 'changePassword', ${detail}, ${ctx.ip}, ${ctx.userAgent})`,
       )
       .catch(() => undefined);
     throw badInput('currentPassword', 'the current password is not right');

@@ -328,6 +328,19 @@ describe('deactivation', () => {
     }
   }, 60_000);
 
+  it('platformUsers: staff with platform.users:read find users (and whether they are active); others are FORBIDDEN', async () => {
+    const admin = await staff();
+    const user = await signUp(app, 'findme');
+    await db.query(`update app_public.users set platform_role = 'OPERATOR' where id = $1`, [uuidOf(admin.id)]);
+    const LIST = `query($s: String, $a: Boolean) { platformUsers(first: 10, search: $s, isActive: $a) { edges { node { id email isActive } } } }`;
+    const found = (await admin.gql.ok(LIST, { s: user.email.toUpperCase() })).platformUsers.edges.map((e: any) => e.node);
+    expect(found).toEqual([{ id: user.id, email: user.email, isActive: true }]);
+    expect((await admin.gql.ok(LIST, { s: user.email, a: false })).platformUsers.edges).toEqual([]);
+    // An OPERATOR reads users but cannot deactivate them.
+    expect(only(await admin.gql.request(DEACTIVATE, { id: user.id })).extensions?.code).toBe('FORBIDDEN');
+    expect(only(await user.gql.request(LIST, { s: 'x' })).extensions?.code).toBe('FORBIDDEN');
+  });
+
   it('non-staff get FORBIDDEN, staff cannot deactivate themselves, an unknown user is NOT_FOUND', async () => {
     const user = await signUp(app, 'deact-nonstaff');
     const target = await signUp(app, 'deact-target');

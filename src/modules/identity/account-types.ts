@@ -2,6 +2,8 @@ import { encodeGlobalID, resolveCursorConnection } from '@pothos/plugin-relay';
 import { builder } from '../../graphql/builder.ts';
 import { AuditOutcomeEnum } from '../audit/types.ts';
 import * as account from './account.ts';
+import { requirePlatformPermission } from '../access/permissions.ts';
+import { badInput } from '../../graphql/errors.ts';
 
 /** Who may call a mutation (issue 9): `self` = a signed-in user acting on their own account. */
 const SELF = { permission: 'self' } as const;
@@ -130,6 +132,30 @@ builder.mutationFields((t) => ({
     resolve: async (query, _root, { userId }, ctx) => {
       const id = await account.setUserActive(ctx, String(userId), true);
       return ctx.db.user.findUniqueOrThrow({ ...query, where: { id } });
+    },
+  }),
+}));
+
+builder.queryFields((t) => ({
+  platformUsers: t.prismaConnection({
+    type: 'User',
+    cursor: 'email',
+    description: 'Every user, by email, for platform staff holding platform.users:read (decided in SQL, app.has_platform_permission); `search` matches email, username or name, `isActive` filters.',
+    args: { search: t.arg.string(), isActive: t.arg.boolean() },
+    resolve: async (query, _root, args, ctx) => {
+      await requirePlatformPermission(ctx, 'platform.users:read');
+      const search = args.search?.trim();
+      if (search && search.length > 200) throw badInput('search', 'search has at most 200 characters');
+      return ctx.db.user.findMany({
+        ...query,
+        where: {
+          ...(args.isActive == null ? {} : { isActive: args.isActive }),
+          ...(search
+            ? { OR: [{ email: { contains: search, mode: 'insensitive' } }, { username: { contains: search, mode: 'insensitive' } }, { name: { contains: search, mode: 'insensitive' } }] }
+            : {}),
+        },
+        orderBy: { email: 'asc' },
+      });
     },
   }),
 }));

@@ -9,6 +9,7 @@ import { migrate } from './db/migrate.ts';
 import { AccessTokens, OidcVerifier } from './auth/tokens.ts';
 import { PasswordHasher } from './auth/passwords.ts';
 import { Authenticator } from './auth/context.ts';
+import { ApiKeyVerifier } from './auth/api-keys.ts';
 import { EventHub } from './graphql/events.ts';
 import { startHttpServer } from './graphql/server.ts';
 import { requestServices, type WorkerServices } from './services.ts';
@@ -82,6 +83,10 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
     const events = new EventHub(url, log);
     cleanup.push(() => events.close());
     await events.start();
+    const apiKeys = await ApiKeyVerifier.load(ownerPool, db, { pepper: config.auth.apiKeys.pepper, cacheTtlMs: config.auth.apiKeys.cacheTtlMs, log });
+    // A revocation by any instance evicts the key here at once (the cache's TTL bounds it when a NOTIFY is missed).
+    events.onAnyApiKeyRevoked((id) => apiKeys.forget(id));
+    cleanup.unshift(() => apiKeys.flush());
     const jobs = new Jobs(url, config, QUEUES, log);
     await jobs.start();
     cleanup.unshift(() => jobs.stop());
@@ -91,7 +96,7 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
       ownerPool,
       tokens,
       passwords: new PasswordHasher(config.auth.argon2),
-      authenticator: new Authenticator(tokens, db, config.auth.oidc ? new OidcVerifier(config.auth.oidc) : undefined),
+      authenticator: new Authenticator(tokens, db, config.auth.oidc ? new OidcVerifier(config.auth.oidc) : undefined, apiKeys),
       events,
       storage,
       jobs,

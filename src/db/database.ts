@@ -14,6 +14,8 @@ export interface DbContext {
   /** X-Tenant narrowing: a tenant id or slug. */
   tenant?: string | null;
   requestId?: string;
+  /** The API key authenticating the request (app.api_key_id; '' otherwise, so a pooled connection never carries one). */
+  apiKeyId?: string | null;
 }
 
 export interface RequestTransaction {
@@ -127,6 +129,7 @@ export class Database {
     const lit = (v: string) => client.escapeLiteral(v);
     return `select set_config('role', ${lit(this.appRole)}, true), set_config('app.user_id', ${lit(ctx.userId ?? '')}, true),
       set_config('app.tenant_id', ${lit(ctx.tenant ?? '')}, true), set_config('app.request_id', ${lit(ctx.requestId ?? '')}, true),
+      set_config('app.api_key_id', ${lit(ctx.apiKeyId ?? '')}, true),
       set_config('statement_timeout', ${lit(String(this.statementTimeoutMs))}, true)`;
   }
 
@@ -154,6 +157,7 @@ export class Database {
       set_config('app.user_id', ${ctx.userId ?? ''}, true),
       set_config('app.tenant_id', ${ctx.tenant ?? ''}, true),
       set_config('app.request_id', ${ctx.requestId ?? ''}, true),
+      set_config('app.api_key_id', ${ctx.apiKeyId ?? ''}, true),
       set_config('statement_timeout', ${String(this.statementTimeoutMs)}, true)`;
   }
 

@@ -6,6 +6,8 @@ export interface Context {
   requestId: string;
   userId: string | null;
   tenant: string | null;
+  /** The API key authenticating this request (then `userId` is its creator and `tenant` its tenant's id), or null. */
+  apiKeyId: string | null;
   ip: string | null;
   userAgent: string | null;
   /**

@@ -9,6 +9,7 @@ import '../modules/sites/types.ts';
 import '../modules/backups/types.ts';
 import '../modules/chat/types.ts';
 import '../modules/social/types.ts';
+import '../modules/access/types.ts';
 
 /** The whole API; `npm run schema:print` writes it to schema/schema.graphql. */
 export const schema = lexicographicSortSchema(builder.toSchema());

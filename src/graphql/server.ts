@@ -166,7 +166,7 @@ function transactionPlugin(services: RequestServices): ApolloServerPlugin<Contex
           // No operation, or variables that do not coerce: execution answers that itself before any resolver runs.
           if (!operation || variableErrors(schema, operation, request.variables).length > 0) return;
           assertWithinLimits(schema, document, operation, request.variables);
-          const open = await services.db.open({ userId: contextValue.userId, tenant: contextValue.tenant, requestId: contextValue.requestId });
+          const open = await services.db.open({ userId: contextValue.userId, tenant: contextValue.tenant, apiKeyId: contextValue.apiKeyId, requestId: contextValue.requestId });
           contextValue.db = open.tx;
           contextValue.transaction = open;
         },
@@ -259,7 +259,7 @@ export async function startHttpServer(services: RequestServices, port: number, h
     services.metrics.websocketConnections.inc();
     socket.once('close', () => services.metrics.websocketConnections.dec());
   });
-  const wsCleanup = useServer<{ authorization?: string; Authorization?: string; 'x-tenant'?: string }, { userId: string | null; tenant: string | null }>(
+  const wsCleanup = useServer<{ authorization?: string; Authorization?: string; 'x-tenant'?: string }, { userId: string | null; tenant: string | null; apiKeyId: string | null }>(
     {
       schema,
       // Subscribers of the same operation as the same principal share each event's execution (subscriptions.ts).
@@ -268,9 +268,18 @@ export async function startHttpServer(services: RequestServices, port: number, h
       onConnect: async (ws) => {
         const params = ws.connectionParams ?? {};
         try {
-          const principal = await services.authenticator.authenticate(params.authorization ?? params.Authorization);
+          const ip = (ws.extra.request.socket.remoteAddress ?? null) as string | null;
+          const principal = await services.authenticator.authenticate(params.authorization ?? params.Authorization, ip);
           (ws.extra as { userId: string | null }).userId = principal.userId;
-          ws.extra.tenant = tenantHeader(params['x-tenant']);
+          // An API key is bound to its tenant, whatever X-Tenant says.
+          ws.extra.tenant = principal.apiKey ? principal.apiKey.tenantId : tenantHeader(params['x-tenant']);
+          ws.extra.apiKeyId = principal.apiKey?.id ?? null;
+          // … nor than its API key: revokeApiKey (heard by every instance through NOTIFY) closes it at once (4401).
+          if (principal.apiKey) {
+            const socket = ws.extra.socket;
+            const off = services.events.onApiKeyRevoked(principal.apiKey.id, () => socket.close(4401, 'API key revoked'));
+            socket.once('close', off);
+          }
           // The socket lives no longer than its token: closed (4401) the moment the token expires.
           if (principal.expiresAt) {
             const socket = ws.extra.socket;
@@ -297,6 +306,7 @@ export async function startHttpServer(services: RequestServices, port: number, h
         requestId: crypto.randomUUID(),
         userId: ws.extra.userId ?? null,
         tenant: ws.extra.tenant ?? null,
+        apiKeyId: ws.extra.apiKeyId ?? null,
         ip: (ws.extra.request.socket.remoteAddress ?? null) as string | null,
         userAgent: (ws.extra.request.headers['user-agent'] ?? null) as string | null,
         db: undefined as never,
@@ -398,12 +408,14 @@ export async function startHttpServer(services: RequestServices, port: number, h
       context: async ({ req, res }) => {
         const record = res.locals.graphql as RequestRecord;
         try {
-          const userId = await services.authenticator.userFromAuthorization(req.headers.authorization);
-          const tenant = tenantHeader(req.header('x-tenant'));
+          const principal = await services.authenticator.authenticate(req.headers.authorization, req.ip ?? null);
+          // An API key is bound to its tenant: app.tenant_id is the key's, whatever X-Tenant says.
+          const tenant = principal.apiKey ? principal.apiKey.tenantId : tenantHeader(req.header('x-tenant'));
           const ctx: Context = {
             requestId: record.requestId,
-            userId,
+            userId: principal.userId,
             tenant,
+            apiKeyId: principal.apiKey?.id ?? null,
             ip: req.ip ?? null,
             userAgent: req.header('user-agent') ?? null,
             db: undefined as never,

@@ -253,7 +253,7 @@ async function scheduledBackup(services: WorkerServices, tenantId: string, siteI
   const afterRollback: Array<() => Promise<void>> = [];
   try {
     await services.db.withContext({ userId: actor, tenant: tenantId, requestId }, (tx) => {
-      const ctx: Context = { requestId, userId: actor, tenant: tenantId, ip: null, userAgent: 'tenantplane-scheduler', db: tx, services: requestServices(services), afterRollback };
+      const ctx: Context = { requestId, userId: actor, tenant: tenantId, apiKeyId: null, ip: null, userAgent: 'tenantplane-scheduler', db: tx, services: requestServices(services), afterRollback };
       return backupSite(ctx, tenantId, siteId, { scheduled: true });
     });
   } catch (e) {

@@ -135,7 +135,7 @@ export function createUpload(ctx: Context, tenantId: string, raw: unknown): Prom
 /** After a refused completion: the upload row and the stray bytes go (in their own transaction; the request's rolled back). */
 function discardUpload(ctx: Context, upload: { tenantId: string; id: string; objectKey: string; multipartUploadId: string | null; fileId: string | null }) {
   ctx.afterRollback.push(async () => {
-    await ctx.services.db.withContext({ userId: ctx.userId, requestId: ctx.requestId }, (tx) =>
+    await ctx.services.db.withContext({ userId: ctx.userId, tenant: ctx.apiKeyId ? ctx.tenant : null, apiKeyId: ctx.apiKeyId, requestId: ctx.requestId }, (tx) =>
       tx.upload.deleteMany({ where: { tenantId: upload.tenantId, id: upload.id } }),
     );
     if (upload.fileId) return; // deduplicated: these bytes belong to a stored file

@@ -187,7 +187,6 @@ describe('using a key', () => {
 
   it('records lastUsedAt and the ip without a write per request, and the first use from an ip in the audit log', async () => {
     const { secret, apiKey } = await createKey(owner, tenantA.id, ['documents:read']);
-    const before = await sql.query(`select n_tup_upd from pg_stat_user_tables where relname = 'api_keys'`);
     for (let i = 0; i < 5; i++) await withKey(secret).ok(WHO);
     const node = await poll(
       async () => {
@@ -201,10 +200,8 @@ describe('using a key', () => {
     expect(new Date(node.lastUsedAt).getTime()).toBeGreaterThan(Date.now() - 60_000);
     expect(node.lastUsedIp).toMatch(/127\.0\.0\.1/);
     await app.services.authenticator.apiKeys!.flush();
-    // Five requests, one write (statistics may lag; an upper bound is what matters).
     const { rows } = await sql.query(`select last_used_at from app_public.api_keys where id = $1`, [rowUuid(apiKey.id)]);
     expect(rows[0].last_used_at).not.toBeNull();
-    void before;
     const audit = await owner.gql.ok(AUDIT, { slug: tenantA.slug });
     const firstUse = audit.tenant.auditLog.edges.map((e: any) => e.node).filter((n: any) => n.action === 'apiKeyUsedFromNewIp' && n.targetId === rowUuid(apiKey.id));
     expect(firstUse).toHaveLength(1);

@@ -6,6 +6,7 @@ import { startTestApp, type TestApp } from './support/app.ts';
 import { startApiProcess, type ApiProcess } from './support/api-process.ts';
 import { Gql, signUp, createTenant, addMember, rowUuid, type TestUser } from './support/client.ts';
 import { poll } from './support/workers.ts';
+import { CREATE_UPLOAD, sha256hex, uploadDocument } from './support/uploads.ts';
 import { uuidFromGlobalId } from '../src/graphql/ids.ts';
 import { createTenantplaneClient, TenantApiKeysDocument, MeDocument } from '../src/sdk/index.ts';
 
@@ -282,6 +283,38 @@ describe('using a key', () => {
     } finally {
       await sdk.dispose();
     }
+  });
+});
+
+describe('permissions at use (the catalogue, sql/0018)', () => {
+  const hasCatalogue = async () => (await sql.query(`select to_regclass('app_public.permissions') is not null as ok`)).rows[0].ok as boolean;
+  const bytes = Buffer.from('written through an API key\n');
+  const uploadInput = (tenantId: string) => ({ i: { tenantId, filename: `k-${Date.now()}.txt`, sizeBytes: bytes.length, mimeType: 'text/plain', sha256: sha256hex(bytes) } });
+
+  it('a key without documents:write cannot create a document; one with documents:* can', async (t) => {
+    if (!(await hasCatalogue())) return t.skip();
+    const reader = await createKey(owner, tenantA.id, ['documents:read', 'tenants:read']);
+    const refused = await withKey(reader.secret).request(CREATE_UPLOAD, uploadInput(tenantA.id));
+    expect(refused.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    const writer = await createKey(owner, tenantA.id, ['documents:*']);
+    const { document } = await uploadDocument({ gql: withKey(writer.secret) } as TestUser, tenantA.id, bytes);
+    expect(document.uploader.email).toBe(owner.email);
+  });
+
+  it('a creator who loses a permission (ADMIN → VIEWER) takes it from their key at once', async (t) => {
+    if (!(await hasCatalogue())) return t.skip();
+    const demoted = await signUp(app, 'keydemoted');
+    await addMember(owner, tenantA.id, demoted, 'ADMIN');
+    const { secret } = await createKey(demoted, tenantA.id, ['documents:*', 'tenants:read']);
+    const key = withKey(secret);
+    expect((await key.request(CREATE_UPLOAD, uploadInput(tenantA.id))).errors).toBeUndefined();
+    await owner.gql.ok(`mutation($i: ChangeMemberRoleInput!) { changeMemberRole(input: $i) { role } }`, {
+      i: { tenantId: tenantA.id, userId: demoted.id, role: 'VIEWER' },
+    });
+    const after = await key.request(CREATE_UPLOAD, uploadInput(tenantA.id));
+    expect(after.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    // What a viewer still holds, the key still has.
+    expect((await key.ok(`query($s: String!) { tenant(slug: $s) { documents(first: 1) { totalCount } } }`, { s: tenantA.slug })).tenant).not.toBeNull();
   });
 });
 

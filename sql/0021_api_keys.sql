@@ -28,15 +28,14 @@ comment on table app_public.api_keys is 'API keys of a tenant, without their sec
 create index api_keys_tenant_created on app_public.api_keys (tenant_id, created_at desc, id desc);
 alter table app_public.api_keys enable row level security;
 alter table app_public.api_keys force row level security;
--- The visible tenants first (an init-plan), then the permission per remaining row (a tenant has few keys).
+-- The permission function as an init-plan (sql/0018): the tenants where the caller holds api_keys:read / :write.
 create policy api_keys_select on app_public.api_keys for select to tenantplane_app
-  using (tenant_id = any ((select app.visible_tenant_ids())::uuid[]) and app.has_permission(tenant_id, 'api_keys:read'));
+  using (tenant_id = any ((select app.permitted_tenant_ids('api_keys:read'))::uuid[]));
 create policy api_keys_insert on app_public.api_keys for insert to tenantplane_app
-  with check (tenant_id = any ((select app.visible_tenant_ids())::uuid[]) and app.has_permission(tenant_id, 'api_keys:write')
-              and created_by = app.current_user_id());
+  with check (tenant_id = any ((select app.permitted_tenant_ids('api_keys:write'))::uuid[]) and created_by = app.current_user_id());
 create policy api_keys_update on app_public.api_keys for update to tenantplane_app
-  using (tenant_id = any ((select app.visible_tenant_ids())::uuid[]) and app.has_permission(tenant_id, 'api_keys:write'))
-  with check (app.has_permission(tenant_id, 'api_keys:write'));
+  using (tenant_id = any ((select app.permitted_tenant_ids('api_keys:write'))::uuid[]))
+  with check (tenant_id = any ((select app.permitted_tenant_ids('api_keys:write'))::uuid[]));
 grant select on app_public.api_keys to tenantplane_app;
 grant insert (tenant_id, id, name, identifier, permissions, created_by, expires_at) on app_public.api_keys to tenantplane_app;
 grant update (revoked_at, revoked_by) on app_public.api_keys to tenantplane_app;
@@ -73,42 +72,21 @@ create table app_private.server_secrets (
 alter table app_private.server_secrets enable row level security;
 alter table app_private.server_secrets force row level security;
 
--- Whether a permission pattern (`sites:write`, `sites:*`, `*:read`, `*:*`) matches a concrete permission.
-create function app.permission_pattern_matches(p_pattern text, p_permission text) returns boolean
-  language sql immutable
-  set search_path = pg_catalog, pg_temp
-  as $$
-  select split_part(p_pattern, ':', 1) in ('*', split_part(p_permission, ':', 1))
-     and split_part(p_pattern, ':', 2) in ('*', split_part(p_permission, ':', 2))
-     and p_pattern ~ '^([a-z_.]+|\*):([a-z_]+|\*)$'
-$$;
-
--- The tenant permissions a key may name. Replaced by the catalogue (app_public.permissions) once it exists.
-create function app.api_key_catalogue() returns text[]
-  language sql immutable
-  set search_path = pg_catalog, pg_temp
-  as $$
-  select array['tenants:read', 'tenants:write', 'tenants:delete', 'members:read', 'members:write', 'invitations:read', 'invitations:write',
-               'documents:read', 'documents:write', 'chats:read', 'chats:write', 'social_links:read', 'social_links:write',
-               'sites:read', 'sites:write', 'backups:read', 'backups:write', 'jobs:read', 'jobs:write', 'audit:read',
-               'api_keys:read', 'api_keys:write']
-$$;
-
 -- What is wrong with the permissions a new key asks for: patterns that match no known permission, and patterns
 -- matching a permission the current user (or key) does not hold in the tenant (a wildcard needs all it matches).
 create function app.api_key_permission_problems(p_tenant_id uuid, p_permissions text[], out unknown text[], out not_held text[])
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
   as $$
-declare
-  v_catalogue text[] := app.api_key_catalogue();
 begin
+  -- A pattern matches a catalogue string when it is one of the string's patterns (app.permission_patterns, sql/0018).
   select coalesce(array_agg(p order by p), '{}') into unknown
     from unnest(p_permissions) p
-   where not exists (select 1 from unnest(v_catalogue) c where app.permission_pattern_matches(p, c));
+   where not exists (select 1 from app_public.permissions c where c.scope = 'tenant' and p = any (app.permission_patterns(c.id)));
   select coalesce(array_agg(p order by p), '{}') into not_held
     from unnest(p_permissions) p
-   where exists (select 1 from unnest(v_catalogue) c where app.permission_pattern_matches(p, c) and not app.has_permission(p_tenant_id, c));
+   where exists (select 1 from app_public.permissions c
+                  where c.scope = 'tenant' and p = any (app.permission_patterns(c.id)) and not app.has_permission(p_tenant_id, c.id));
 end
 $$;
 grant execute on function app.api_key_permission_problems(uuid, text[]) to tenantplane_app;
@@ -243,10 +221,12 @@ end
 $$;
 grant execute on function app.record_api_key_use(text, bytea, text) to tenantplane_app;
 
--- The permissions of the API key authenticating this transaction (the contract with app.has_permission):
+-- The permissions of the API key authenticating this transaction, replacing sql/0018's stub (always NULL). The
+-- permission function (app.permitted_tenant_ids) grants a key request a permission only where a pattern of these
+-- matches it and the creator holds it in the key's tenant:
 -- NULL when no key is in play (app.api_key_id unset, empty or no uuid); the key's permission patterns when the key
 -- exists, is not revoked, not expired, was created by app.user_id and belongs to app.tenant_id; otherwise '{}'.
-create function app.current_api_key_permissions() returns text[]
+create or replace function app.current_api_key_permissions() returns text[]
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
   as $$
@@ -274,7 +254,9 @@ comment on function app.current_api_key_permissions() is 'NULL without an API ke
 grant execute on function app.current_api_key_permissions() to tenantplane_app;
 
 -- Down Migration
-drop function app.current_api_key_permissions();
+create or replace function app.current_api_key_permissions() returns text[]
+  language sql stable
+  as $$ select null::text[] $$;
 drop function app.record_api_key_use(text, bytea, text);
 drop function app.authenticate_api_key(text, bytea);
 drop function app.set_api_key_secret(uuid, uuid, bytea);
@@ -286,5 +268,3 @@ drop function app.notify_api_key_revoked();
 drop function app.check_api_key_update();
 drop function app.check_api_key_insert();
 drop function app.api_key_permission_problems(uuid, text[]);
-drop function app.api_key_catalogue();
-drop function app.permission_pattern_matches(text, text);

@@ -72,10 +72,10 @@ afterAll(async () => {
 
 describe('creating a key', () => {
   it('answers the secret once, in the documented format; lists never show it, nor does SQL as the request role', async () => {
-    const { secret, apiKey } = await createKey(owner, tenantA.id, ['documents:read', 'tenants:read']);
+    const { secret, apiKey } = await createKey(owner, tenantA.id, ['documents:read', 'sites:read']);
     expect(secret).toMatch(/^tpk_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$/);
     expect(secret.startsWith(`${apiKey.prefix}_`)).toBe(true);
-    expect(apiKey.permissions).toEqual(['documents:read', 'tenants:read']);
+    expect(apiKey.permissions).toEqual(['documents:read', 'sites:read']);
     expect(apiKey.active).toBe(true);
 
     const list = await owner.gql.request(LIST, { slug: tenantA.slug });
@@ -271,7 +271,7 @@ describe('using a key', () => {
   });
 
   it('works through the SDK ({ apiKey })', async () => {
-    const { secret } = await createKey(owner, tenantA.id, ['api_keys:read', 'tenants:read']);
+    const { secret } = await createKey(owner, tenantA.id, ['api_keys:read']);
     const sdk = createTenantplaneClient({ url: app.url, apiKey: secret });
     try {
       expect((await sdk.request(MeDocument)).me?.id).toBe(owner.id);
@@ -293,7 +293,7 @@ describe('permissions at use (the catalogue, sql/0018)', () => {
 
   it('a key without documents:write cannot create a document; one with documents:* can', async (t) => {
     if (!(await hasCatalogue())) return t.skip();
-    const reader = await createKey(owner, tenantA.id, ['documents:read', 'tenants:read']);
+    const reader = await createKey(owner, tenantA.id, ['documents:read', 'sites:read']);
     const refused = await withKey(reader.secret).request(CREATE_UPLOAD, uploadInput(tenantA.id));
     expect(refused.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     const writer = await createKey(owner, tenantA.id, ['documents:*']);
@@ -305,7 +305,7 @@ describe('permissions at use (the catalogue, sql/0018)', () => {
     if (!(await hasCatalogue())) return t.skip();
     const demoted = await signUp(app, 'keydemoted');
     await addMember(owner, tenantA.id, demoted, 'ADMIN');
-    const { secret } = await createKey(demoted, tenantA.id, ['documents:*', 'tenants:read']);
+    const { secret } = await createKey(demoted, tenantA.id, ['documents:*']);
     const key = withKey(secret);
     expect((await key.request(CREATE_UPLOAD, uploadInput(tenantA.id))).errors).toBeUndefined();
     await owner.gql.ok(`mutation($i: ChangeMemberRoleInput!) { changeMemberRole(input: $i) { role } }`, {

@@ -173,6 +173,16 @@ describe('using a key', () => {
     expect(await key.code(RENAME, { i: { tenantId: tenantB.id, name: 'renamed by key' } })).toBe('NOT_FOUND');
   });
 
+  it('acts for its tenant, never for its creator’s account (self mutations are FORBIDDEN), and holds no platform permission', async () => {
+    const { secret } = await createKey(owner, tenantA.id, ['*:*']);
+    const key = withKey(secret);
+    expect(await key.code(`mutation($t: ID!) { leaveTenant(tenantId: $t) }`, { t: tenantA.id })).toBe('FORBIDDEN');
+    expect(await key.code(`mutation($i: CreateTenantInput!) { createTenant(input: $i) { id } }`, { i: { name: 'by key', slug: `by-key-${Date.now()}` } })).toBe('FORBIDDEN');
+    const a = uuidFromGlobalId('Tenant', tenantA.id, 't');
+    const { rows } = await sql.query(`select count(*)::int as n from app_public.memberships where tenant_id = $1 and user_id = $2`, [a, uuidFromGlobalId('User', owner.id, 'u')]);
+    expect(rows[0].n).toBe(1);
+  });
+
   it('refuses a tampered, malformed or unknown key (UNAUTHENTICATED, 401)', async () => {
     const { secret } = await createKey(owner, tenantA.id, ['documents:read']);
     const last = secret.at(-1)!;

@@ -1,6 +1,7 @@
 import { defaultFieldResolver, GraphQLError, type GraphQLSchema } from 'graphql';
 import { PLATFORM_PERMISSIONS, TENANT_PERMISSIONS, type DeclaredPermission } from '../modules/access/catalogue.ts';
 import type { Context } from './context.ts';
+import { AppError } from './errors.ts';
 
 const KNOWN = new Set<string>([...TENANT_PERMISSIONS, ...PLATFORM_PERMISSIONS, 'self', 'public']);
 
@@ -22,8 +23,16 @@ export function enforceDeclaredPermissions(schema: GraphQLSchema): GraphQLSchema
     if (!permission || !KNOWN.has(permission)) {
       throw new Error(`mutation ${field.name} must declare a catalogue permission, 'self' or 'public' in extensions.permission (has ${String(permission)})`);
     }
-    if (permission === 'self' || permission === 'public') continue;
     const resolve = field.resolve ?? defaultFieldResolver;
+    if (permission === 'public') continue;
+    if (permission === 'self') {
+      // An API key acts for its tenant, never for its creator's own account (creating or leaving tenants, invitations).
+      field.resolve = (root, args, ctx: Context, info) => {
+        if (ctx.apiKeyId) throw new AppError('FORBIDDEN', `an API key cannot ${field.name}: it acts for its tenant, not for its creator's account`);
+        return resolve(root, args, ctx, info);
+      };
+      continue;
+    }
     field.resolve = async (root, args, ctx: Context, info) => {
       const checked = new Set<string>();
       ctx.checkedPermissions = checked;

@@ -169,7 +169,8 @@ function transactionPlugin(services: RequestServices): ApolloServerPlugin<Contex
           const open = await services.db.open({ userId: contextValue.userId, tenant: contextValue.tenant, apiKeyId: contextValue.apiKeyId, requestId: contextValue.requestId, recordSupportAccess: true });
           contextValue.db = open.tx;
           contextValue.transaction = open;
-          if (contextValue.tenant) {
+          // (A key request is never a support access: app.record_support_access ignores it.)
+          if (contextValue.tenant && !contextValue.apiKeyId) {
             // A failed request rolls back its support-access entry with everything else: written again on its own.
             const { userId, tenant, requestId } = contextValue;
             contextValue.afterRollback.push(() => services.db.withContext({ userId, tenant, requestId, recordSupportAccess: true }, async () => undefined));

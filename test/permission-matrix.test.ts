@@ -46,6 +46,7 @@ const READ: Record<string, string> = {
   backups: 'backups:read',
   roles: 'roles:read',
   member_roles: 'roles:read',
+  api_keys: 'api_keys:read',
 };
 
 /** A write per table that the seed makes possible, and the permissions of which any one allows it (rolled back). */
@@ -60,6 +61,7 @@ const WRITES: Array<{ name: string; sql: string; anyOf: string[] }> = [
   { name: 'update a site', sql: `update app_public.sites set display_name = display_name where tenant_id = $1`, anyOf: ['sites:write', 'sites:operate'] },
   { name: 'update a backup', sql: `update app_public.backups set error = error where tenant_id = $1`, anyOf: ['backups:write', 'sites:operate'] },
   { name: 'change a custom role', sql: `update app_public.roles set description = description where tenant_id = $1 and name = 'ops'`, anyOf: ['roles:write'] },
+  { name: 'revoke an API key', sql: `update app_public.api_keys set revoked_at = now() where tenant_id = $1 and revoked_at is null`, anyOf: ['api_keys:write'] },
   { name: 'take a custom role away', sql: `delete from app_public.member_roles m using app_public.roles r where m.tenant_id = $1 and r.tenant_id = m.tenant_id and r.id = m.role_id and r.name = 'ops'`, anyOf: ['members:write'] },
 ];
 
@@ -103,6 +105,7 @@ beforeAll(async () => {
   await db.query(`insert into app_public.backups (tenant_id, site_id, object_key, expires_at, requested_by) values ($1, $2, $3, now() + interval '30 days', $4)`, [
     tenantId, siteId, `tenants/${tenantId}/backups/${crypto.randomUUID()}.tar`, ownerId,
   ]);
+  await owner!.gql.ok(`mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret } }`, { i: { tenantId: t.id, name: 'mx', permissions: ['documents:read'] } });
   // Two custom roles over VIEWER: one adds operations, one adds editing.
   const CREATE = `mutation($i: CreateRoleInput!) { createRole(input: $i) { id } }`;
   const ops = (await owner!.gql.ok(CREATE, { i: { tenantId: t.id, name: 'ops', permissions: ['audit:read', 'invitations:read', 'sites:operate', 'jobs:manage', 'backups:*'] } })).createRole;

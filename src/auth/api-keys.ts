@@ -39,8 +39,11 @@ export interface VerifiedApiKey {
 interface CachedKey {
   hash: Buffer;
   key: VerifiedApiKey;
+}
+
+/** What this process knows of a key's last use (kept longer than the 1 s verification cache). */
+interface KeyUsage {
   lastUsedAt: Date | null;
-  lastUsedIp: string | null;
   /** Ips this process recorded for the key recently (a change of ip is recorded at once, a known one not again). */
   ips: Set<string>;
 }
@@ -55,6 +58,8 @@ export const LAST_USED_RESOLUTION_MS = 60_000;
  */
 export class ApiKeyVerifier {
   private readonly cache: LRUCache<string, CachedKey>;
+  /** By key id, without TTL: what keeps last-use writes to about one a minute per key. */
+  private readonly usage = new LRUCache<string, KeyUsage>({ max: 10_000 });
   /** Pending last-use writes (tests and shutdown wait for them). */
   private readonly writes = new Set<Promise<void>>();
 
@@ -101,30 +106,26 @@ export class ApiKeyVerifier {
         )
         .catch((e) => translateDatabaseError(e));
       const row = rows[0];
-      if (!row) {
-        this.cache.delete(identifier);
-        return null;
-      }
-      const previous = this.cache.get(identifier);
-      entry = {
-        hash,
-        key: { id: row.id, tenantId: row.tenant_id, createdBy: row.created_by, permissions: row.permissions, expiresAt: row.expires_at },
-        lastUsedAt: maxDate(row.last_used_at, previous?.lastUsedAt ?? null),
-        lastUsedIp: row.last_used_ip,
-        ips: previous?.ips ?? new Set(row.last_used_ip ? [row.last_used_ip] : []),
-      };
+      // Unknown, revoked, expired or tampered. The cache is left alone: a wrong secret must not evict the right one.
+      if (!row) return null;
+      entry = { hash, key: { id: row.id, tenantId: row.tenant_id, createdBy: row.created_by, permissions: row.permissions, expiresAt: row.expires_at } };
       this.cache.set(identifier, entry);
+      const usage = this.usage.get(row.id);
+      if (usage) usage.lastUsedAt = maxDate(usage.lastUsedAt, row.last_used_at);
+      else this.usage.set(row.id, { lastUsedAt: row.last_used_at, ips: new Set(row.last_used_ip ? [row.last_used_ip] : []) });
     }
     if (entry.key.expiresAt && entry.key.expiresAt.getTime() <= Date.now()) {
       this.cache.delete(identifier);
       return null;
     }
-    this.noteUse(identifier, token, entry, ip);
+    this.noteUse(identifier, hash, entry.key.id, ip);
     return entry.key;
   }
 
   /** Writes the last use when the known one is older than LAST_USED_RESOLUTION_MS or the ip is new to this process. */
-  private noteUse(identifier: string, token: string, entry: CachedKey, ip: string | null) {
+  private noteUse(identifier: string, hash: Buffer, keyId: string, ip: string | null) {
+    let entry = this.usage.get(keyId);
+    if (!entry) this.usage.set(keyId, (entry = { lastUsedAt: null, ips: new Set() }));
     const now = Date.now();
     const stale = !entry.lastUsedAt || now - entry.lastUsedAt.getTime() >= LAST_USED_RESOLUTION_MS;
     const newIp = ip !== null && !entry.ips.has(ip);
@@ -133,15 +134,15 @@ export class ApiKeyVerifier {
     if (ip !== null) {
       if (entry.ips.size >= 16) entry.ips.clear();
       entry.ips.add(ip);
-      entry.lastUsedIp = ip;
     }
-    const hash = this.hash(token);
+    const usage = entry;
     const write = this.db
       .withContext({}, (tx) => tx.$executeRaw`select app.record_api_key_use(${identifier}, ${new Uint8Array(hash)}, ${ip})`)
       .then(
         () => undefined,
         (err) => {
-          entry.lastUsedAt = null; // try again with the next request
+          usage.lastUsedAt = null; // try again with the next request
+          if (ip !== null) usage.ips.delete(ip);
           this.log?.warn({ err, apiKeyIdentifier: identifier }, 'could not record an API key use');
         },
       )
@@ -152,6 +153,7 @@ export class ApiKeyVerifier {
   /** Forgets a key (revoked here, or a revocation heard from another process). */
   forget(keyId: string) {
     for (const [identifier, entry] of this.cache.entries()) if (entry.key.id === keyId) this.cache.delete(identifier);
+    this.usage.delete(keyId);
   }
 
   /** Waits for the last-use writes under way. */

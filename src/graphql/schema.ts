@@ -2,6 +2,7 @@ import { lexicographicSortSchema } from 'graphql';
 import { builder } from './builder.ts';
 import '../modules/identity/types.ts';
 import '../modules/tenants/types.ts';
+import '../modules/tenants/lifecycle-types.ts';
 import '../modules/audit/types.ts';
 import '../modules/documents/types.ts';
 import '../modules/jobs/types.ts';

@@ -66,6 +66,7 @@ builder.mutationFields((t) => ({
     type: 'Job',
     description: 'Writes the tenant’s pooled rows (members, documents, files, chats, links) and its objects as one archive (site-backup format); the job’s result names its prefix.',
     args: { tenantId: t.arg.id({ required: true }) },
+    extensions: { permission: 'tenants:export' },
     resolve: async (query, _root, args, ctx) => {
       const tenantId = uuidFromGlobalId('Tenant', String(args.tenantId), 'tenantId');
       const job = await exportTenant(ctx, tenantId);

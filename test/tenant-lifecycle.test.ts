@@ -48,6 +48,17 @@ async function waitFor<T>(fn: () => Promise<T | null | undefined | false>, what:
   }
 }
 
+/** Sends a maintenance job and waits until pg-boss has it completed (or failed: then the test fails). */
+async function runMaintenance(queue: 'tenant-purge' | 'backup-expire', data: Record<string, string> = {}) {
+  const id = await app.services.jobs.send(queue, data);
+  const state = await waitFor(async () => {
+    const r = await sql.query(`select state from pgboss.job where id = $1`, [id]);
+    const st = r.rows[0]?.state as string | undefined;
+    return st === 'completed' || st === 'failed' ? st : null;
+  }, `${queue} job ${id}`);
+  expect(state).toBe('completed');
+}
+
 async function staff(role: 'SUPERADMIN' | 'OPERATOR') {
   const u = await signUp(app, role.toLowerCase());
   await sql.query(`update app_public.users set platform_role = $1 where id = $2`, [role, userUuid(u)]);
@@ -85,7 +96,7 @@ afterAll(async () => {
 describe('suspension by platform staff', () => {
   let owner: TestUser, admin: TestUser, superadmin: TestUser, operator: TestUser;
   let tenant: { id: string; slug: string };
-  let siteId: string;
+  let siteId: string, backupId: string;
 
   beforeAll(async () => {
     [owner, admin, superadmin, operator] = await Promise.all([signUp(app, 'owner'), signUp(app, 'admin'), staff('SUPERADMIN'), staff('OPERATOR')]);
@@ -94,6 +105,9 @@ describe('suspension by platform staff', () => {
     const c = (await owner.gql.ok(CREATE_SITE, { i: { tenantId: tenant.id, name: `susp-${process.pid}`, displayName: 'Suspended site', apps: ['notes'] } })).createSite;
     siteId = c.site.id;
     await until(owner, siteId, (s) => s === 'HEALTHY');
+    const b = (await owner.gql.ok(BACKUP, { s: siteId })).backupSite;
+    backupId = b.backup.id;
+    await until(owner, b.job.id, (s) => s === 'COMPLETED');
   });
 
   it('records who created the tenant', async () => {
@@ -170,6 +184,12 @@ describe('suspension by platform staff', () => {
     expect(done).toMatchObject({ jobStatus: 'COMPLETED' });
   });
 
+  it('while suspended: its backups do not expire', async () => {
+    await sql.query(`update app_public.backups set expires_at = now() - interval '1 minute' where id = $1`, [rowUuid(backupId)]);
+    await runMaintenance('backup-expire');
+    expect((await owner.gql.ok(NODE, { id: backupId })).node?.backupStatus).toBe('SUCCESS');
+  });
+
   it('staff reactivate: ACTIVE again, the sites it suspended resumed, writes work', async () => {
     const r = (await superadmin.gql.ok(REACTIVATE, { t: tenant.id })).reactivateTenant;
     expect(r).toMatchObject({ status: 'ACTIVE', suspendedAt: null });
@@ -180,6 +200,9 @@ describe('suspension by platform staff', () => {
     );
     expect(actions).toContain('reactivateTenant');
     expect(await superadmin.gql.code(REACTIVATE, { t: tenant.id })).toBe('BAD_USER_INPUT');
+    // Active again, its expired backup goes with the next sweep.
+    await app.services.jobs.send('backup-expire', {});
+    await waitFor(async () => (await owner.gql.ok(NODE, { id: backupId })).node === null, 'the expired backup to go');
   });
 });
 
@@ -254,8 +277,7 @@ describe('deletion by an owner, then the purge', () => {
     expect((await superadmin.gql.ok(TENANT, { s: tenant.slug })).tenant.status).toBe('DELETED');
     expect((await sql.query(`select status from app_public.sites where tenant_id = $1`, [tenantUuid])).rows).toEqual([{ status: 'SUSPENDED' }]);
     // Not yet due: the sweep leaves it alone, rows and objects.
-    await app.services.jobs.send('tenant-purge', {});
-    await new Promise((r) => setTimeout(r, 1500));
+    await runMaintenance('tenant-purge');
     expect((await rowsOf(tenantUuid))['app_public.tenants']).toBe(1);
     expect(await purgeTenant(app.services, tenantUuid, log)).toBe(false);
     expect((await objectsOf(tenantUuid)).length).toBeGreaterThan(0);
@@ -284,9 +306,8 @@ describe('deletion by an owner, then the purge', () => {
 
   it('the purge run again (handler and job) is harmless', async () => {
     expect(await purgeTenant(app.services, tenantUuid, log)).toBe(true);
-    await app.services.jobs.send('tenant-purge', { tenantId: tenantUuid });
-    await app.services.jobs.send('tenant-purge', {});
-    await new Promise((r) => setTimeout(r, 1500));
+    await runMaintenance('tenant-purge', { tenantId: tenantUuid });
+    await runMaintenance('tenant-purge');
     expect(Object.entries(await rowsOf(tenantUuid)).filter(([, n]) => n > 0)).toEqual([]);
     expect(await objectsOf(tenantUuid)).toEqual([]);
     expect(await rowsOf(otherUuid)).toEqual(otherRowsBefore);

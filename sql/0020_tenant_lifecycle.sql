@@ -39,7 +39,7 @@ revoke execute on function app.tenants_set_created_by() from public;
 create trigger tenants_created_by before insert on app_public.tenants
   for each row execute function app.tenants_set_created_by();
 
--- 1. Tenant statuses in the lifecycle table of sql/0016, enforced by its trigger. Only the SECURITY DEFINER
+-- 1. Tenant statuses in the lifecycle table (DELETED → ACTIVE: restoreTenant, within retention) of sql/0016, enforced by its trigger. Only the SECURITY DEFINER
 -- functions below move them (the request role has no UPDATE on tenants.status).
 alter table app.lifecycle_transitions drop constraint lifecycle_transitions_entity_check;
 alter table app.lifecycle_transitions add constraint lifecycle_transitions_entity_check
@@ -47,7 +47,7 @@ alter table app.lifecycle_transitions add constraint lifecycle_transitions_entit
 insert into app.lifecycle_transitions (entity, from_status, to_status) values
   ('tenant', null, 'ACTIVE'),
   ('tenant', 'ACTIVE', 'SUSPENDED'), ('tenant', 'SUSPENDED', 'ACTIVE'),
-  ('tenant', 'ACTIVE', 'DELETED');
+  ('tenant', 'ACTIVE', 'DELETED'), ('tenant', 'DELETED', 'ACTIVE');
 create trigger tenants_lifecycle_insert before insert on app_public.tenants
   for each row execute function app.enforce_lifecycle('tenant');
 create trigger tenants_lifecycle before update of status on app_public.tenants
@@ -268,7 +268,43 @@ begin
 end
 $$;
 
+-- 6. Platform staff restore a DELETED tenant within its retention (platform.tenants:write): ACTIVE again, visible to
+-- its members, the sites its deletion suspended resumed. The tenant-purge job holds the tenant row for its whole run
+-- and re-checks it, so a restore and a purge never interleave; past purge_after the tenant is the purge's.
+create function app.restore_tenant(p_tenant_id uuid) returns uuid
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  v_tenant app_public.tenants;
+  v_sites integer;
+begin
+  if not app.has_platform_permission('platform.tenants:write') then
+    raise exception 'platform staff only: this needs the platform.tenants:write platform permission' using errcode = 'TPFB0';
+  end if;
+  select * into v_tenant from app_public.tenants t where t.id = p_tenant_id for update;
+  if not found then
+    raise exception 'tenant not found' using errcode = 'TPNF0';
+  end if;
+  if v_tenant.status::text <> 'DELETED' then
+    raise exception 'cannot restore a tenant that is %', v_tenant.status using errcode = 'TPIN0';
+  end if;
+  if v_tenant.purge_after <= now() then
+    raise exception 'the retention of this tenant ended at %: it is being purged', v_tenant.purge_after using errcode = 'TPIN0';
+  end if;
+  update app_public.tenants set status = 'ACTIVE', deleted_at = null, purge_after = null, updated_at = now()
+   where id = p_tenant_id;
+  update app_public.sites set status = 'HEALTHY', suspended_with_tenant = false, updated_at = now()
+   where tenant_id = p_tenant_id and status = 'SUSPENDED' and suspended_with_tenant;
+  get diagnostics v_sites = row_count;
+  insert into app_public.audit_events (tenant_id, actor_id, action, target_type, target_id, outcome, details)
+  values (p_tenant_id, app.current_user_id(), 'restoreTenant', 'Tenant', p_tenant_id::text, 'SUCCESS',
+          jsonb_build_object('deletedAt', v_tenant.deleted_at, 'sitesResumed', v_sites));
+  return p_tenant_id;
+end
+$$;
+
 grant execute on function app.suspend_tenant(uuid, text), app.reactivate_tenant(uuid),
-  app.delete_tenant(uuid, text, boolean, integer) to tenantplane_app;
+  app.delete_tenant(uuid, text, boolean, integer), app.restore_tenant(uuid) to tenantplane_app;
 
 -- Down Migration

@@ -315,6 +315,37 @@ describe('deletion by an owner, then the purge', () => {
   });
 });
 
+describe('restore by platform staff within retention', () => {
+  it('brings a deleted tenant back, sites included; not after retention; not for non-staff', async () => {
+    const [owner, member, superadmin] = await Promise.all([signUp(app, 'owner'), signUp(app, 'member'), staff('SUPERADMIN')]);
+    const t = await createTenant(owner, 'restored');
+    const id = await uuidOfSlug(t.slug);
+    await addMember(owner, t.id, member, 'MEMBER');
+    const c = (await owner.gql.ok(CREATE_SITE, { i: { tenantId: t.id, name: `restored-${process.pid}`, displayName: 'Restored', apps: ['notes'] } })).createSite;
+    await until(owner, c.site.id, (s) => s === 'HEALTHY');
+    await owner.gql.ok(DELETE, { i: { tenantId: t.id, confirmSlug: t.slug, skipExport: true } });
+    expect((await member.gql.ok(TENANT, { s: t.slug })).tenant).toBeNull();
+    const RESTORE = `mutation($t: ID!) { restoreTenant(tenantId: $t) { id status deletedAt purgeAfter } }`;
+    expect(await owner.gql.code(RESTORE, { t: t.id })).toBe('FORBIDDEN');
+    const r = (await superadmin.gql.ok(RESTORE, { t: t.id })).restoreTenant;
+    expect(r).toMatchObject({ status: 'ACTIVE', deletedAt: null, purgeAfter: null });
+    expect((await member.gql.ok(TENANT, { s: t.slug })).tenant).toMatchObject({ status: 'ACTIVE', members: { totalCount: 2 } });
+    expect((await until(owner, c.site.id, () => true)).siteStatus).toBe('HEALTHY');
+    const actions = (await owner.gql.ok(`query($s: String!) { tenant(slug: $s) { auditLog(first: 5) { edges { node { action } } } } }`, { s: t.slug })).tenant.auditLog.edges.map((e: any) => e.node.action);
+    expect(actions.slice(0, 2)).toEqual(['restoreTenant', 'deleteTenant']);
+    expect(await superadmin.gql.code(RESTORE, { t: t.id })).toBe('BAD_USER_INPUT');
+    // Past its retention, the tenant is the purge's.
+    await owner.gql.ok(DELETE, { i: { tenantId: t.id, confirmSlug: t.slug, skipExport: true } });
+    await sql.query(`update app_public.tenants set purge_after = now() - interval '1 minute' where id = $1`, [id]);
+    const late = await superadmin.gql.request(RESTORE, { t: t.id });
+    expect(late.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(late.errors?.[0]?.message).toMatch(/retention/);
+    await runMaintenance('tenant-purge');
+    expect(Object.entries(await rowsOf(id)).filter(([, n]) => n > 0)).toEqual([]);
+    expect(await superadmin.gql.code(RESTORE, { t: t.id })).toBe('NOT_FOUND');
+  });
+});
+
 describe('a purge killed midway', () => {
   it('is finished by the next run, whichever step it died after', async () => {
     for (const step of ['schemas', 'objects'] as const) {
@@ -334,14 +365,16 @@ describe('a purge killed midway', () => {
           },
         }),
       ).rejects.toThrow(`killed after ${step}`);
-      // Died before the rows: the tenant is still there, DELETED and due, for the next sweep.
+      // Died before the rows: the tenant is still there, DELETED and due, for the next sweep (its schema drop rolled
+      // back with the purge's transaction; after 'objects' its objects are gone for good).
       expect((await sql.query(`select status from app_public.tenants where id = $1`, [id])).rows).toEqual([{ status: 'DELETED' }]);
-      expect((await sql.query(`select 1 from pg_namespace where nspname = $1`, [schema])).rowCount).toBe(0);
+      if (step === 'objects') expect(await objectsOf(id)).toEqual([]);
       await app.services.jobs.send('tenant-purge', {});
       await waitFor(async () => (await rowsOf(id))['app_public.tenants'] === 0, `the ${step} rerun`);
       expect(Object.entries(await rowsOf(id)).filter(([, n]) => n > 0)).toEqual([]);
       expect(await objectsOf(id)).toEqual([]);
       expect(await pendingJobs(id)).toBe(0);
+      expect((await sql.query(`select 1 from pg_namespace where nspname = $1`, [schema])).rowCount).toBe(0);
     }
   });
 });

@@ -48,6 +48,17 @@ builder.mutationFields((t) => ({
       return ctx.db.tenant.findUniqueOrThrow({ ...query, where: { id } });
     },
   }),
+  restoreTenant: t.prismaField({
+    type: 'Tenant',
+    description:
+      'Platform staff: a deleted tenant whose retention has not ended becomes ACTIVE again, visible to its members, with the sites its deletion suspended. Audited in the tenant’s log.',
+    args: { tenantId: t.arg.id({ required: true }) },
+    extensions: { permission: 'platform.tenants:write' },
+    resolve: async (query, _root, args, ctx) => {
+      const id = await lifecycle.restoreTenant(ctx, tenantIdArg(String(args.tenantId)));
+      return ctx.db.tenant.findUniqueOrThrow({ ...query, where: { id } });
+    },
+  }),
   deleteTenant: t.field({
     type: TenantDeletion,
     description:

@@ -26,6 +26,13 @@ export async function reactivateTenant(ctx: Context, tenantId: string) {
   return tenantId;
 }
 
+/** Platform staff: a DELETED tenant within its retention becomes ACTIVE again (app.restore_tenant decides). */
+export async function restoreTenant(ctx: Context, tenantId: string) {
+  await requirePlatformPermission(ctx, 'platform.tenants:write');
+  await ctx.db.$queryRaw`select app.restore_tenant(${tenantId}::uuid)`.catch((e) => translateDatabaseError(e, { field: 'tenantId' }));
+  return tenantId;
+}
+
 export interface TenantDeletion {
   tenantId: string;
   slug: string;

@@ -1,7 +1,7 @@
 -- Up Migration
 
 -- The tenant lifecycle (issue 9 §4, seed 002's tenant fields): ACTIVE ⇄ SUSPENDED (platform staff), ACTIVE → DELETED
--- (an owner: soft delete with retention), then the `tenant-purge` maintenance job removes every row, object, schema
+-- (an owner: soft delete with retention; platform staff may restore within it), then the `tenant-purge` maintenance job removes every row, object, schema
 -- and backup of the tenant (src/modules/tenants/purge.ts). README "Tenant lifecycle" says what each state allows.
 
 -- DELETED is new; it is used below only inside plpgsql bodies (an enum value added in a transaction cannot be used
@@ -39,8 +39,8 @@ revoke execute on function app.tenants_set_created_by() from public;
 create trigger tenants_created_by before insert on app_public.tenants
   for each row execute function app.tenants_set_created_by();
 
--- 1. Tenant statuses in the lifecycle table (DELETED → ACTIVE: restoreTenant, within retention) of sql/0016, enforced by its trigger. Only the SECURITY DEFINER
--- functions below move them (the request role has no UPDATE on tenants.status).
+-- 1. Tenant statuses in the lifecycle table of sql/0016, enforced by its trigger (DELETED → ACTIVE: restoreTenant).
+-- Only the SECURITY DEFINER functions below move them (the request role has no UPDATE on tenants.status).
 alter table app.lifecycle_transitions drop constraint lifecycle_transitions_entity_check;
 alter table app.lifecycle_transitions add constraint lifecycle_transitions_entity_check
   check (entity in ('site', 'backup', 'job', 'document', 'upload', 'tenant'));
@@ -53,9 +53,10 @@ create trigger tenants_lifecycle_insert before insert on app_public.tenants
 create trigger tenants_lifecycle before update of status on app_public.tenants
   for each row when (old.status is distinct from new.status) execute function app.enforce_lifecycle('tenant');
 
--- 2. A soft-deleted tenant is invisible to its members: not in app.visible_tenant_ids(), so every policy, role
--- check and app.enqueue_job answers as for a missing tenant. Platform staff still see it (tenants_select).
--- The 0011 body plus one anti-join on the (tiny) partial index tenants_deleted.
+-- 2. A soft-deleted tenant is invisible to its members: not in app.visible_tenant_ids(), so every policy, permission
+-- check and app.enqueue_job answers as for a missing tenant. Platform staff still list it (tenants_select) and may
+-- still name it with X-Tenant for support. The 0018 body plus one anti-join on the (tiny) partial index
+-- tenants_deleted in the common case, one condition on the join with X-Tenant.
 create or replace function app.visible_tenant_ids() returns uuid[]
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
@@ -63,6 +64,7 @@ create or replace function app.visible_tenant_ids() returns uuid[]
 declare
   v_user_id uuid := app.current_user_id();
   v_filter text := app.current_tenant_filter();
+  v_ids uuid[];
 begin
   if v_user_id is null then
     return '{}';
@@ -74,88 +76,26 @@ begin
          and not exists (select 1 from app_public.tenants d where d.id = m.tenant_id and d.deleted_at is not null)
     ), '{}');
   end if;
-  return coalesce((
-    select array_agg(m.tenant_id)
-      from app_public.memberships m
-      join app_public.tenants t on t.id = m.tenant_id
-     where m.user_id = v_user_id
-       and t.deleted_at is null
-       and (t.id::text = lower(v_filter) or t.slug = v_filter)
-  ), '{}');
-end
-$$;
-
--- 3. A suspended tenant is read-only. TEMPORARY (issue 9 lead: fold into the permission catalogue of 0018 and drop
--- this): the 0017 body, with every permission but reads and tenants:export refused while the tenant is not ACTIVE.
-create or replace function app.has_permission(p_tenant_id uuid, p_permission text) returns boolean
-  language plpgsql stable security definer
-  set search_path = pg_catalog, pg_temp
-  as $$
-begin
-  if not (p_permission like '%:read' or p_permission = 'tenants:export')
-     and exists (select 1 from app_public.tenants t where t.id = p_tenant_id and t.status <> 'ACTIVE') then
-    return false;
+  select array_agg(t.id) into v_ids
+    from app_public.memberships m
+    join app_public.tenants t on t.id = m.tenant_id
+   where m.user_id = v_user_id
+     and t.deleted_at is null
+     and (t.id::text = lower(v_filter) or t.slug = v_filter);
+  if v_ids is null and app.current_api_key_permissions() is null then
+    select array_agg(t.id) into v_ids
+      from app_public.tenants t
+     where (t.id::text = lower(v_filter) or t.slug = v_filter)
+       and exists (select 1 from app_public.users u join app_public.platform_roles r on r.role = u.platform_role
+                    where u.id = v_user_id and cardinality(r.support_permissions) > 0
+                      and r.permissions && app.permission_patterns('platform.support:read'));
   end if;
-  return case
-    when p_permission = 'tenants:delete' then app.has_tenant_role(p_tenant_id, 'OWNER')
-    when p_permission like '%:read' then app.has_tenant_role(p_tenant_id, 'VIEWER')
-    else app.has_tenant_role(p_tenant_id, 'ADMIN')
-  end;
+  return coalesce(v_ids, '{}');
 end
 $$;
 
--- Today's policies still compare ranks (they call app.has_tenant_role, not app.has_permission), so the database
--- refuses writes to a suspended tenant here, with a message a person can act on (TPFB0 → FORBIDDEN): a BEFORE
--- trigger on every tenant table the request role writes. Privileged writers (migrations, the owner pool of
--- maintenance jobs, SECURITY DEFINER functions) pass; so do the audit log (refusals are recorded) and job
--- bookkeeping (an export of a suspended tenant runs to its end). Kept once the catalogue refuses writes too: RLS then
--- filters first, and this stays the backstop that names the reason.
-create function app.tenant_status(p_tenant_id uuid) returns app_public.tenant_status
-  language plpgsql stable security definer
-  set search_path = pg_catalog, pg_temp
-  as $$
-begin
-  return (select t.status from app_public.tenants t where t.id = p_tenant_id);
-end
-$$;
-comment on function app.tenant_status(uuid) is 'The status of a tenant (for triggers running as the writer).';
-revoke execute on function app.tenant_status(uuid) from public;
-grant execute on function app.tenant_status(uuid) to tenantplane_app;
-
-create function app.refuse_writes_to_suspended_tenant() returns trigger
-  language plpgsql volatile
-  set search_path = pg_catalog, pg_temp
-  as $$
-declare
-  v_row jsonb := to_jsonb(case when tg_op = 'DELETE' then old else new end);
-  v_tenant uuid := case when tg_table_name = 'tenants' then (v_row ->> 'id')::uuid else (v_row ->> 'tenant_id')::uuid end;
-begin
-  if app.tenant_status(v_tenant)::text = 'SUSPENDED'
-     and not exists (select 1 from pg_roles r where r.rolname = current_user and (r.rolsuper or r.rolbypassrls)) then
-    raise exception 'this tenant is suspended by platform staff: it is read-only until it is reactivated'
-      using errcode = 'TPFB0';
-  end if;
-  return case when tg_op = 'DELETE' then old else new end;
-end
-$$;
-revoke execute on function app.refuse_writes_to_suspended_tenant() from public;
-comment on function app.refuse_writes_to_suspended_tenant() is 'BEFORE trigger: the request role cannot write a SUSPENDED tenant''s rows (TPFB0).';
-
-do $$
-declare
-  v_table text;
-begin
-  for v_table in
-    select c.table_name from information_schema.columns c
-      join information_schema.tables t on t.table_schema = c.table_schema and t.table_name = c.table_name and t.table_type = 'BASE TABLE'
-     where c.table_schema = 'app_public' and c.column_name = 'tenant_id' and c.table_name not in ('audit_events', 'jobs')
-    union select 'tenants'
-  loop
-    execute format('create trigger %I before insert or update or delete on app_public.%I for each row execute function app.refuse_writes_to_suspended_tenant()',
-                   v_table || '_tenant_suspended', v_table);
-  end loop;
-end
-$$;
+-- 3. A suspended tenant is read-only: app.permitted_tenant_ids (sql/0018) answers only read permissions and
+-- tenants:export for a tenant that is not ACTIVE, so every write policy and every mutation's check refuses.
 
 -- 4. Platform staff suspend and reactivate (platform.tenants:write, decided here, not in resolvers). Suspending also
 -- suspends the tenant's running sites; reactivating resumes exactly those. Audited in the tenant's own log.

@@ -18,4 +18,6 @@ export interface Context {
   services: RequestServices;
   /** Work to run after the request's transaction rolled back (e.g. recording a failed mutation in the audit log). */
   afterRollback: Array<() => Promise<void>>;
+  /** Permissions checked while the current mutation field runs (src/graphql/permissions.ts enforces its declaration). */
+  checkedPermissions?: Set<string>;
 }

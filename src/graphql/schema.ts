@@ -1,5 +1,6 @@
 import { lexicographicSortSchema } from 'graphql';
 import { builder } from './builder.ts';
+import { enforceDeclaredPermissions } from './permissions.ts';
 import '../modules/identity/types.ts';
 import '../modules/tenants/types.ts';
 import '../modules/tenants/lifecycle-types.ts';
@@ -10,6 +11,7 @@ import '../modules/sites/types.ts';
 import '../modules/backups/types.ts';
 import '../modules/chat/types.ts';
 import '../modules/social/types.ts';
+import '../modules/access/types.ts';
 
 /** The whole API; `npm run schema:print` writes it to schema/schema.graphql. */
-export const schema = lexicographicSortSchema(builder.toSchema());
+export const schema = enforceDeclaredPermissions(lexicographicSortSchema(builder.toSchema()));

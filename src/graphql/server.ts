@@ -173,9 +173,14 @@ function transactionPlugin(services: RequestServices): ApolloServerPlugin<Contex
           // No operation, or variables that do not coerce: execution answers that itself before any resolver runs.
           if (!operation || variableErrors(schema, operation, request.variables).length > 0) return;
           assertWithinLimits(schema, document, operation, request.variables);
-          const open = await services.db.open({ userId: contextValue.userId, tenant: contextValue.tenant, requestId: contextValue.requestId });
+          const open = await services.db.open({ userId: contextValue.userId, tenant: contextValue.tenant, requestId: contextValue.requestId, recordSupportAccess: true });
           contextValue.db = open.tx;
           contextValue.transaction = open;
+          if (contextValue.tenant) {
+            // A failed request rolls back its support-access entry with everything else: written again on its own.
+            const { userId, tenant, requestId } = contextValue;
+            contextValue.afterRollback.push(() => services.db.withContext({ userId, tenant, requestId, recordSupportAccess: true }, async () => undefined));
+          }
         },
         async didEncounterErrors({ contextValue, errors }) {
           for (const e of errors) {

@@ -155,7 +155,7 @@ export const selectionKey = (query: object) => JSON.stringify(query, (_k, v) => 
 
 /** Checks access once when a subscription starts (same context rules as a request). */
 export async function checkOnSubscribe(ctx: Context, check: () => Promise<unknown>) {
-  const open = await ctx.services.db.open(settingsOf(ctx));
+  const open = await ctx.services.db.open({ ...settingsOf(ctx), recordSupportAccess: true });
   ctx.db = open.tx;
   try {
     await check();

@@ -54,6 +54,8 @@ const Env = z.object({
   /** Sites get `<name>.<BASE_DOMAIN>` by default; soft-deleted sites are purged after SITE_RETENTION_DAYS. */
   BASE_DOMAIN: z.string().regex(/^[a-z0-9.-]+$/).default('sites.localhost'),
   SITE_RETENTION_DAYS: z.coerce.number().int().min(0).default(30),
+  /** A deleted tenant is purged (rows, objects, site schemas, backups) this long after deleteTenant; 0: at once. */
+  TENANT_RETENTION_DAYS: z.coerce.number().int().min(0).max(3650).default(30),
   /** Backups are kept BACKUP_RETENTION_DAYS; the daily backup of every healthy site runs on BACKUP_CRON (UTC). */
   BACKUP_RETENTION_DAYS: z.coerce.number().int().min(1).default(30),
   BACKUP_CRON: z.string().default('0 3 * * *'),
@@ -125,6 +127,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     jobsSuperviseSeconds: e.JOBS_SUPERVISE_SECONDS,
     jobStepDelayMs: e.JOB_STEP_DELAY_MS,
     sites: { baseDomain: e.BASE_DOMAIN, retentionDays: e.SITE_RETENTION_DAYS },
+    tenants: { retentionDays: e.TENANT_RETENTION_DAYS },
     backups: { retentionDays: e.BACKUP_RETENTION_DAYS, cron: e.BACKUP_CRON },
     logLevel: e.LOG_LEVEL,
     http: {

@@ -3,6 +3,7 @@ import { builder } from './builder.ts';
 import { enforceDeclaredPermissions } from './permissions.ts';
 import '../modules/identity/types.ts';
 import '../modules/tenants/types.ts';
+import '../modules/tenants/lifecycle-types.ts';
 import '../modules/audit/types.ts';
 import '../modules/documents/types.ts';
 import '../modules/jobs/types.ts';

@@ -12,7 +12,7 @@ import type { IncomingMessage } from 'node:http';
 import { schema } from './schema.ts';
 import type { Context } from './context.ts';
 import type { RequestServices } from '../services.ts';
-import { AppError } from './errors.ts';
+import { AppError, contractError } from './errors.ts';
 import { pendingMigrations } from '../db/migrate.ts';
 import { uuidFromGlobalId, isUuid } from './ids.ts';
 import { assertWithinLimits, checkSocketOperation, limitRules, parseOptions, variableErrors } from './limits.ts';
@@ -35,6 +35,13 @@ function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLF
   if ((original as Error)?.name === 'PothosValidationError') {
     // Pothos rejects malformed arguments (e.g. an undecodable global id) before any resolver runs.
     return { message: (original as Error).message, path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT', field: 'id' } };
+  }
+  // A refusal of our own SQL (TP* SQLSTATE: a trigger such as the suspended tenant's, a definer function) that no
+  // service translated: its contract error, not a masked one.
+  const contract = ours ? undefined : contractError(original);
+  if (contract instanceof AppError) {
+    const { http: _http, ...extensions } = contract.extensions;
+    return { message: contract.message, path: formatted.path, locations: formatted.locations, extensions };
   }
   // A lost or refused connection to PostgreSQL or S3 (a terminated session, a restart, a failover): retryable, 503.
   const fault = ours ? undefined : unreachable(original);

@@ -27,6 +27,8 @@ export const MAINTENANCE_QUEUES = {
   'site-purge': z.object({}),
   'site-backup-schedule': z.object({}),
   'upload-expire': z.object({}),
+  /** Cron sweeps every due tenant ({}); deleteTenant with no retention names its tenant. */
+  'tenant-purge': z.object({ tenantId: uuid.optional() }),
 } as const satisfies Record<string, z.ZodType<Record<string, unknown>>>;
 
 export type TenantQueueName = keyof typeof TENANT_QUEUES;

@@ -3,6 +3,7 @@ import { documentProcessQueue } from '../modules/documents/processing.ts';
 import { storageDeleteObjectQueue, uploadExpireQueue } from '../modules/documents/cleanup.ts';
 import { siteProvisionQueue } from '../modules/sites/provisioning.ts';
 import { sitePurgeQueue } from '../modules/sites/purge.ts';
+import { tenantPurgeQueue } from '../modules/tenants/purge.ts';
 import { tenantExportQueue } from '../modules/backups/export.ts';
 import { backupDeleteObjectsQueue, backupExpireQueue, siteBackupQueue, siteBackupScheduleQueue, siteRestoreQueue } from '../modules/backups/jobs.ts';
 
@@ -19,4 +20,5 @@ export const QUEUES: QueueDefinition[] = [
   backupExpireQueue,
   backupDeleteObjectsQueue,
   tenantExportQueue,
+  tenantPurgeQueue,
 ];

@@ -8,7 +8,10 @@ export const TenantRoleEnum = builder.enumType('TenantRole', {
   description: 'OWNER > ADMIN > MEMBER > VIEWER. Only owners grant or revoke OWNER; admins manage members and viewers; viewers read only.',
   values: ['OWNER', 'ADMIN', 'MEMBER', 'VIEWER'] as const,
 });
-const TenantStatusEnum = builder.enumType('TenantStatus', { values: ['ACTIVE', 'SUSPENDED'] as const });
+const TenantStatusEnum = builder.enumType('TenantStatus', {
+  description: 'ACTIVE; SUSPENDED by platform staff (read-only: members sign in, read and export); DELETED by an owner (purged after retention).',
+  values: ['ACTIVE', 'SUSPENDED', 'DELETED'] as const,
+});
 
 builder.prismaObject('Plan', {
   fields: (t) => ({
@@ -27,6 +30,11 @@ builder.prismaNode('Tenant', {
     name: t.exposeString('name'),
     status: t.expose('status', { type: TenantStatusEnum }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    createdBy: t.relation('creator', { nullable: true, description: 'The user who created the tenant; null once that user is gone.' }),
+    suspendedAt: t.expose('suspendedAt', { type: 'DateTime', nullable: true }),
+    suspensionReason: t.exposeString('suspensionReason', { nullable: true, description: 'Why platform staff suspended the tenant.' }),
+    deletedAt: t.expose('deletedAt', { type: 'DateTime', nullable: true }),
+    purgeAfter: t.expose('purgeAfter', { type: 'DateTime', nullable: true, description: 'A deleted tenant is purged for good after this.' }),
     plan: t.relation('plan'),
     viewerRole: t.field({
       type: TenantRoleEnum,

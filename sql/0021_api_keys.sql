@@ -226,7 +226,7 @@ grant execute on function app.record_api_key_use(text, bytea, text) to tenantpla
 -- matches it and the creator holds it in the key's tenant:
 -- NULL when no key is in play (app.api_key_id unset, empty or no uuid); the key's permission patterns when the key
 -- exists, is not revoked, not expired, was created by app.user_id and belongs to app.tenant_id; otherwise '{}'.
-create or replace function app.current_api_key_permissions() returns text[]
+create function app.usable_api_key_permissions() returns text[]
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
   as $$
@@ -250,6 +250,16 @@ begin
   return coalesce(v_permissions, '{}');
 end
 $$;
+grant execute on function app.usable_api_key_permissions() to tenantplane_app;
+
+-- Called by app.permitted_tenant_ids in every policy of every request: without a key (the common case) it must cost
+-- nothing, so the test of the setting is LANGUAGE sql (inlined into its caller; measured 0.5 µs against 3.5 µs for
+-- the definer function itself), and only a request carrying a key pays for the lookup above.
+create or replace function app.current_api_key_permissions() returns text[]
+  language sql stable
+  as $$
+    select case when current_setting('app.api_key_id', true) <> '' then app.usable_api_key_permissions() end
+  $$;
 comment on function app.current_api_key_permissions() is 'NULL without an API key; else the key''s permission patterns if it is usable in app.tenant_id, or ''{}''.';
 grant execute on function app.current_api_key_permissions() to tenantplane_app;
 
@@ -257,6 +267,7 @@ grant execute on function app.current_api_key_permissions() to tenantplane_app;
 create or replace function app.current_api_key_permissions() returns text[]
   language sql stable
   as $$ select null::text[] $$;
+drop function app.usable_api_key_permissions();
 drop function app.record_api_key_use(text, bytea, text);
 drop function app.authenticate_api_key(text, bytea);
 drop function app.set_api_key_secret(uuid, uuid, bytea);

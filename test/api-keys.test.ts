@@ -8,7 +8,7 @@ import { Gql, signUp, createTenant, addMember, rowUuid, type TestUser } from './
 import { poll } from './support/workers.ts';
 import { CREATE_UPLOAD, sha256hex, uploadDocument } from './support/uploads.ts';
 import { uuidFromGlobalId } from '../src/graphql/ids.ts';
-import { createTenantplaneClient, TenantApiKeysDocument, MeDocument } from '../src/sdk/index.ts';
+import { createTenantplaneClient, TenantApiKeysDocument, MeDocument, AuditEventsDocument } from '../src/sdk/index.ts';
 
 /** API keys (issue 9 §3): created through GraphQL, used over HTTP, WebSocket and the SDK, revoked, expired, tampered. */
 let app: TestApp;
@@ -281,7 +281,7 @@ describe('using a key', () => {
   });
 
   it('works through the SDK ({ apiKey })', async () => {
-    const { secret } = await createKey(owner, tenantA.id, ['api_keys:read']);
+    const { secret } = await createKey(owner, tenantA.id, ['api_keys:read', 'audit:read']);
     const sdk = createTenantplaneClient({ url: app.url, apiKey: secret });
     try {
       expect((await sdk.request(MeDocument)).me?.id).toBe(owner.id);
@@ -290,6 +290,19 @@ describe('using a key', () => {
       expect(JSON.stringify(listed)).not.toContain(secret.split('_').slice(2).join('_'));
       // Bound to its tenant in the SDK too.
       expect((await sdk.request(TenantApiKeysDocument, { slug: tenantB.slug })).tenant).toBeNull();
+      // And over WebSocket (the same key in connection_init).
+      const live = sdk.subscribe(AuditEventsDocument, { tenantId: tenantA.id });
+      const first = live.next();
+      await poll(
+        async () => {
+          await owner.gql.ok(RENAME, { i: { tenantId: tenantA.id, name: `sdk ${Date.now()}` } });
+          return Promise.race([first.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 200))]);
+        },
+        5000,
+        'an event through the SDK',
+      );
+      expect((await first).value?.auditEvents).toBeTruthy();
+      live.dispose();
     } finally {
       await sdk.dispose();
     }

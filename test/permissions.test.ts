@@ -293,14 +293,21 @@ describe('platform roles: support access is a permission, audited in the tenant'
 describe('a suspended tenant reads and exports, and changes nothing', () => {
   it('refuses every write permission while suspended, and gives them back on reactivation', async () => {
     const owner = await signUp(app, 'susp-owner');
+    const invitee = await signUp(app, 'susp-invitee');
     const t = await createTenant(owner, 'susp');
+    const inv = await owner.gql.ok(`mutation($i: InviteMemberInput!) { inviteMember(input: $i) { token } }`, { i: { tenantId: t.id, email: invitee.email, role: 'MEMBER' } });
     await db.query(`update app_public.tenants set status = 'SUSPENDED' where id = $1`, [uuid(t.id)]);
+    // An invitation sent before cannot be used to join while suspended (accept_invitation runs as its definer).
+    const join = await invitee.gql.request(`mutation($t: String!) { acceptInvitation(token: $t) { id } }`, { t: inv.inviteMember.token });
+    expect(join.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect((await db.query(`select count(*)::int as n from app_public.memberships where tenant_id = $1`, [uuid(t.id)])).rows[0].n).toBe(1);
     const perms = (await owner.gql.ok(`query($s: String!) { tenant(slug: $s) { viewerPermissions } }`, { s: t.slug })).tenant.viewerPermissions;
     expect(perms.filter((p: string) => !p.endsWith(':read')).sort()).toEqual(['tenants:export']);
     const refused = await owner.gql.request(ADD_LINK, { i: { tenantId: t.id, platform: 'TWITTER', url: `https://x.com/susp${process.pid}` } });
     expect(refused.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     expect(refused.errors?.[0]?.message).toMatch(/suspended/);
     await db.query(`update app_public.tenants set status = 'ACTIVE' where id = $1`, [uuid(t.id)]);
+    await invitee.gql.ok(`mutation($t: String!) { acceptInvitation(token: $t) { id } }`, { t: inv.inviteMember.token });
     await owner.gql.ok(ADD_LINK, { i: { tenantId: t.id, platform: 'TWITTER', url: `https://x.com/susp${process.pid}` } });
   });
 });

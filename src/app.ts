@@ -10,6 +10,7 @@ import { AccessTokens, OidcVerifier } from './auth/tokens.ts';
 import { PasswordHasher } from './auth/passwords.ts';
 import { Authenticator } from './auth/context.ts';
 import { SessionRevocations } from './auth/revocations.ts';
+import { ApiKeyVerifier } from './auth/api-keys.ts';
 import { EventHub } from './graphql/events.ts';
 import { startHttpServer } from './graphql/server.ts';
 import { requestServices, type WorkerServices } from './services.ts';
@@ -103,6 +104,10 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
       else if (change.kind === 'resync') revocations.reload(change.since).catch((err) => log.warn({ reason: describeFailure(err) }, 'could not reload session revocations after a reconnect'));
     });
     await revocations.reload();
+    const apiKeys = await ApiKeyVerifier.load(ownerPool, db, { pepper: config.auth.apiKeys.pepper, cacheTtlMs: config.auth.apiKeys.cacheTtlMs, log });
+    // A revocation by any instance evicts the key here at once (the cache's TTL bounds it when a NOTIFY is missed).
+    events.onAnyApiKeyRevoked((id) => apiKeys.forget(id));
+    cleanup.unshift(() => apiKeys.flush());
     const jobs = new Jobs(url, config, QUEUES, log);
     await jobs.start();
     cleanup.unshift(() => jobs.stop());
@@ -112,7 +117,7 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
       ownerPool,
       tokens,
       passwords: new PasswordHasher(config.auth.argon2),
-      authenticator: new Authenticator(tokens, db, config.auth.oidc ? new OidcVerifier(config.auth.oidc) : undefined, revocations),
+      authenticator: new Authenticator(tokens, db, config.auth.oidc ? new OidcVerifier(config.auth.oidc) : undefined, apiKeys, revocations),
       events,
       storage,
       jobs,

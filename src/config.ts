@@ -29,6 +29,10 @@ const Env = z.object({
   /** Argon2id cost; the defaults follow OWASP's recommendation (19 MiB, t=2). */
   ARGON2_MEMORY_KIB: z.coerce.number().int().min(1024).default(19456),
   ARGON2_TIME_COST: z.coerce.number().int().min(1).default(2),
+  /** HMAC-SHA256 key of API key hashes (≥ 32 characters). Unset → generated on first start, kept in app_private.server_secrets. */
+  API_KEY_PEPPER: z.string().min(32, 'at least 32 characters').optional(),
+  /** How long a verified API key is trusted from the in-process cache before it is looked up again (revocation latency bound). */
+  API_KEY_CACHE_TTL_MS: z.coerce.number().int().min(0).max(1000).default(1000),
   /** S3-compatible storage. Unset S3_ENDPOINT → an embedded s3rver under DATA_DIR/s3. */
   S3_ENDPOINT: z.string().url().optional(),
   S3_REGION: z.string().default('us-east-1'),
@@ -50,6 +54,8 @@ const Env = z.object({
   /** Sites get `<name>.<BASE_DOMAIN>` by default; soft-deleted sites are purged after SITE_RETENTION_DAYS. */
   BASE_DOMAIN: z.string().regex(/^[a-z0-9.-]+$/).default('sites.localhost'),
   SITE_RETENTION_DAYS: z.coerce.number().int().min(0).default(30),
+  /** A deleted tenant is purged (rows, objects, site schemas, backups) this long after deleteTenant; 0: at once. */
+  TENANT_RETENTION_DAYS: z.coerce.number().int().min(0).max(3650).default(30),
   /** Backups are kept BACKUP_RETENTION_DAYS; the daily backup of every healthy site runs on BACKUP_CRON (UTC). */
   BACKUP_RETENTION_DAYS: z.coerce.number().int().min(1).default(30),
   BACKUP_CRON: z.string().default('0 3 * * *'),
@@ -106,6 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       invitationTtl: e.INVITATION_TTL_SECONDS,
       authEventRetentionDays: e.AUTH_EVENT_RETENTION_DAYS,
       argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST },
+      apiKeys: { pepper: e.API_KEY_PEPPER, cacheTtlMs: e.API_KEY_CACHE_TTL_MS },
       oidc: e.OIDC_ISSUER ? { issuer: e.OIDC_ISSUER, audience: e.OIDC_AUDIENCE, jwksUri: e.OIDC_JWKS_URI } : undefined,
     },
     storage: {
@@ -123,6 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     jobsSuperviseSeconds: e.JOBS_SUPERVISE_SECONDS,
     jobStepDelayMs: e.JOB_STEP_DELAY_MS,
     sites: { baseDomain: e.BASE_DOMAIN, retentionDays: e.SITE_RETENTION_DAYS },
+    tenants: { retentionDays: e.TENANT_RETENTION_DAYS },
     backups: { retentionDays: e.BACKUP_RETENTION_DAYS, cron: e.BACKUP_CRON },
     logLevel: e.LOG_LEVEL,
     http: {

@@ -277,8 +277,8 @@ describe('maintenance sweeps', () => {
 
 describe('queues are declared once', () => {
   it('the tenant queues of src/jobs/queues.ts are exactly the ones sql/0014 lets a tenant ask for, with the same roles', async () => {
-    const { rows } = await sql.query(`select name, min_role from app_private.tenant_job_queues order by name`);
-    expect(rows).toEqual(Object.entries(TENANT_QUEUES).map(([name, q]) => ({ name, min_role: q.minRole })).sort((a, b) => a.name.localeCompare(b.name)));
+    const { rows } = await sql.query(`select name, permissions from app_private.tenant_job_queues order by name`);
+    expect(rows).toEqual(Object.entries(TENANT_QUEUES).map(([name, q]) => ({ name, permissions: [...q.permissions] })).sort((a, b) => a.name.localeCompare(b.name)));
     // Every declared queue has a handler and every handler a declaration of the same kind.
     for (const q of QUEUES) expect(q.kind === 'tenant' ? q.name in TENANT_QUEUES : !(q.name in TENANT_QUEUES), q.name).toBe(true);
     expect(QUEUES.filter((q) => q.kind === 'tenant').map((q) => q.name).sort()).toEqual(Object.keys(TENANT_QUEUES).sort());

@@ -324,15 +324,17 @@ describe('garbage context reads as no context: zero rows, no error', () => {
     return rows as Array<{ name: string; tenant_scoped: boolean }>;
   }
 
-  it('app.user_id not a uuid: every table answers, none but the public plans shows a row', async () => {
+  /** Readable by everyone by design: plans, and the permission catalogue with its role sets (sql/0018). */
+  const PUBLIC_TABLES = new Set(['app_public.plans', 'app_public.permissions', 'app_public.builtin_roles', 'app_public.role_templates', 'app_public.platform_roles']);
+  it('app.user_id not a uuid: every table answers, none but the public catalogues (plans, permissions, roles) shows a row', async () => {
     const tables = await tablesWithRows();
     expect(tables.length).toBeGreaterThan(10);
     for (const value of GARBAGE) {
       await inTx({ userId: value }, async () => {
         for (const t of tables) {
           const r = await attempt(`select * from ${t.name}`);
-          expect(typeof r === 'number' ? (t.name === 'app_public.plans' ? 'public' : r) : r, `${t.name} with app.user_id = ${JSON.stringify(value)}`).toBe(
-            t.name === 'app_public.plans' ? 'public' : 0,
+          expect(typeof r === 'number' ? (PUBLIC_TABLES.has(t.name) ? 'public' : r) : r, `${t.name} with app.user_id = ${JSON.stringify(value)}`).toBe(
+            PUBLIC_TABLES.has(t.name) ? 'public' : 0,
           );
         }
         expect((await q(`select app.current_user_id() as u, app.visible_tenant_ids() as v, app.platform_role()::text as p`)).rows[0]).toEqual({ u: null, v: [], p: 'NONE' });

@@ -280,8 +280,15 @@ describe('deactivation', () => {
     const second = await logIn(user.email);
     const socket = await openSocket(user.gql.token!, tenant.id);
     expect(await meWorks(user.gql)).toBe(true);
+    const key = (await user.gql.ok(`mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }`, {
+      input: { tenantId: tenant.id, name: 'integration', permissions: ['documents:read'] },
+    })).createApiKey.secret as string;
+    const keyClient = new Gql(app, key);
+    expect(await meWorks(keyClient)).toBe(true);
     expect(await admin.gql.ok(DEACTIVATE, { id: user.id })).toEqual({ deactivateUser: { id: user.id, isActive: false } });
     expect((await socket.closed).code).toBe(4401);
+    // Their API keys too.
+    expect(await meWorks(keyClient)).toBe(false);
     expect(await meWorks(user.gql)).toBe(false);
     expect(await meWorks(second.gql)).toBe(false);
     expect(await refreshFails(second.refreshToken)).toBe(true);

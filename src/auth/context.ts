@@ -1,6 +1,7 @@
 import type { Database } from '../db/database.ts';
 import { unauthenticated, translateDatabaseError } from '../graphql/errors.ts';
 import type { AccessTokens, OidcVerifier } from './tokens.ts';
+import { looksLikeApiKey, type ApiKeyVerifier, type VerifiedApiKey } from './api-keys.ts';
 import type { SessionRevocations } from './revocations.ts';
 
 /** Who is asking, as established from the request's credentials. */
@@ -18,6 +19,7 @@ export class Authenticator {
     private readonly tokens: AccessTokens,
     private readonly db: Database,
     private readonly oidc?: OidcVerifier,
+    readonly apiKeys?: ApiKeyVerifier,
     /** Revoked sessions and deactivated users, refused at once (in memory: no SQL per request). */
     readonly revocations?: SessionRevocations,
   ) {}
@@ -27,12 +29,25 @@ export class Authenticator {
     return (await this.authenticate(header)).userId;
   }
 
-  /** The user and when their token stops being valid (`exp`; null without a token or without `exp`). */
-  async authenticate(header: string | undefined | null): Promise<{ userId: string | null; expiresAt: Date | null; sessionId?: string }> {
+  /**
+   * The user and when their token stops being valid (`exp`; null without a token or without `exp`). An API key
+   * (`tpk_…`) authenticates as its creator, bound to its tenant (`apiKey`); `ip` is recorded as the key's last use.
+   */
+  async authenticate(
+    header: string | undefined | null,
+    ip: string | null = null,
+  ): Promise<{ userId: string | null; expiresAt: Date | null; sessionId?: string; apiKey?: VerifiedApiKey }> {
     if (!header) return { userId: null, expiresAt: null };
     const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
     if (!match) throw unauthenticated();
     const token = match[1]!;
+    if (looksLikeApiKey(token)) {
+      const key = this.apiKeys ? await this.apiKeys.verify(token, ip) : null;
+      if (!key) throw unauthenticated();
+      // A deactivated creator's keys are refused at once, like their tokens.
+      if (this.revocations?.refuses(key.createdBy)) throw unauthenticated();
+      return { userId: key.createdBy, expiresAt: key.expiresAt, apiKey: key };
+    }
     try {
       if (this.oidc && this.tokens.issuerOf(token) === this.oidc.issuer) {
         const claims = await this.oidc.verify(token);

@@ -14,7 +14,17 @@ export interface DbContext {
   /** X-Tenant narrowing: a tenant id or slug. */
   tenant?: string | null;
   requestId?: string;
+  /** The API key authenticating the request (app.api_key_id; '' otherwise, so a pooled connection never carries one). */
+  apiKeyId?: string | null;
+  /**
+   * Record platform staff's support access (X-Tenant naming a tenant they are not a member of) in that tenant's
+   * audit log: set for each HTTP request and subscription start, not for the re-reads of subscription events.
+   */
+  recordSupportAccess?: boolean;
 }
+
+/** Only a request naming a tenant can be a support access; app.record_support_access decides whether it is one. */
+const supportAccess = (ctx: DbContext) => Boolean(ctx.recordSupportAccess && ctx.tenant);
 
 export interface RequestTransaction {
   tx: Tx;
@@ -127,7 +137,8 @@ export class Database {
     const lit = (v: string) => client.escapeLiteral(v);
     return `select set_config('role', ${lit(this.appRole)}, true), set_config('app.user_id', ${lit(ctx.userId ?? '')}, true),
       set_config('app.tenant_id', ${lit(ctx.tenant ?? '')}, true), set_config('app.request_id', ${lit(ctx.requestId ?? '')}, true),
-      set_config('statement_timeout', ${lit(String(this.statementTimeoutMs))}, true)`;
+      set_config('app.api_key_id', ${lit(ctx.apiKeyId ?? '')}, true),
+      set_config('statement_timeout', ${lit(String(this.statementTimeoutMs))}, true)${supportAccess(ctx) ? '; select app.record_support_access()' : ''}`;
   }
 
   /**
@@ -154,7 +165,9 @@ export class Database {
       set_config('app.user_id', ${ctx.userId ?? ''}, true),
       set_config('app.tenant_id', ${ctx.tenant ?? ''}, true),
       set_config('app.request_id', ${ctx.requestId ?? ''}, true),
+      set_config('app.api_key_id', ${ctx.apiKeyId ?? ''}, true),
       set_config('statement_timeout', ${String(this.statementTimeoutMs)}, true)`;
+    if (supportAccess(ctx)) await tx.$executeRaw`select app.record_support_access()`;
   }
 
   /** Runs fn in its own transaction under ctx: committed when fn resolves, rolled back when it throws. */

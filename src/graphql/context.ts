@@ -8,6 +8,8 @@ export interface Context {
   /** The session (refresh-token family, the access token's `sid`) the request came with; null for OIDC tokens. */
   sessionId?: string | null;
   tenant: string | null;
+  /** The API key authenticating this request (then `userId` is its creator and `tenant` its tenant's id), or null. */
+  apiKeyId: string | null;
   ip: string | null;
   userAgent: string | null;
   /**
@@ -22,4 +24,6 @@ export interface Context {
   afterRollback: Array<() => Promise<void>>;
   /** Work to run once the request's transaction committed (e.g. this process refusing a revoked session's tokens). */
   afterCommit?: Array<() => void>;
+  /** Permissions checked while the current mutation field runs (src/graphql/permissions.ts enforces its declaration). */
+  checkedPermissions?: Set<string>;
 }

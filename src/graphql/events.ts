@@ -15,6 +15,8 @@ export type AuthChange =
   | { kind: 'sessionRevoked'; id: string; /** Why (sql/0019: logOut, revoked, passwordChanged, deactivated, reuse). */ reason?: string }
   | { kind: 'userDeactivated' | 'userReactivated'; id: string }
   | { kind: 'resync'; since: Date };
+/** The in-process event naming every revoked API key (caches listen to it). */
+const API_KEY_REVOKED = Symbol('apiKeyRevoked');
 
 /** A row-change notice sent by a trigger with pg_notify (see sql/0004_audit.sql). It names a row; it carries no data. */
 export interface ChangeNotice {
@@ -199,7 +201,13 @@ export class EventHub {
       if (AUTH_KINDS.has(notice.kind)) {
         this.emitter.emit(AUTH_CHANGE, { kind: notice.kind, id: notice.id, reason: (notice as { reason?: string }).reason } as AuthChange);
         if (notice.kind !== 'userReactivated') this.emitter.emit(`${notice.kind}:${notice.id}`);
-      } else this.emitter.emit(`${notice.kind}:${notice.tenantId}`, notice);
+      }
+      // A revoked API key (sql/0021_api_keys.sql): its sockets close, every cache forgets it.
+      else if (notice.kind === 'apiKeyRevoked') {
+        this.emitter.emit(`apiKeyRevoked:${notice.id}`);
+        this.emitter.emit(API_KEY_REVOKED, notice.id);
+      }
+      else this.emitter.emit(`${notice.kind}:${notice.tenantId}`, notice);
     } catch (e) {
       this.log.warn({ err: e }, 'unreadable notification');
     }
@@ -222,6 +230,18 @@ export class EventHub {
       .eventNames()
       .filter((e): e is string => typeof e === 'string' && e.startsWith('sessionRevoked:'))
       .map((e) => e.slice('sessionRevoked:'.length));
+    const keys = this.emitter
+      .eventNames()
+      .filter((e): e is string => typeof e === 'string' && e.startsWith('apiKeyRevoked:'))
+      .map((e) => e.slice('apiKeyRevoked:'.length));
+    if (keys.length) {
+      client
+        .query<{ id: string }>(`select id::text as id from app_public.api_keys where id = any($1::uuid[]) and revoked_at is not null`, [keys])
+        .then(({ rows }) => {
+          for (const r of rows) this.emitter.emit(`apiKeyRevoked:${r.id}`);
+        })
+        .catch((err) => this.log.warn({ reason: describeFailure(err) }, 'could not look up API keys revoked while LISTEN was down'));
+    }
     if (!sessions.length) return;
     client
       .query<{ id: string }>(
@@ -310,6 +330,19 @@ export class EventHub {
   onAuthChange(listener: (change: AuthChange) => void) {
     this.emitter.on(AUTH_CHANGE, listener);
     return () => this.emitter.off(AUTH_CHANGE, listener);
+  }
+
+  /** Calls `onRevoked` once the API key is revoked (by any instance); returns the unsubscribe. */
+  onApiKeyRevoked(keyId: string, onRevoked: () => void): () => void {
+    const event = `apiKeyRevoked:${keyId}`;
+    this.emitter.once(event, onRevoked);
+    return () => this.emitter.off(event, onRevoked);
+  }
+
+  /** Calls `listener` with the id of every API key revoked from now on; returns the unsubscribe. */
+  onAnyApiKeyRevoked(listener: (keyId: string) => void): () => void {
+    this.emitter.on(API_KEY_REVOKED, listener);
+    return () => this.emitter.off(API_KEY_REVOKED, listener);
   }
 
   /** Shutting down: a lost connection is expected from now on, not worth a reconnect or an error log. */

@@ -12,7 +12,7 @@ import type { IncomingMessage } from 'node:http';
 import { schema } from './schema.ts';
 import type { Context } from './context.ts';
 import type { RequestServices } from '../services.ts';
-import { AppError } from './errors.ts';
+import { AppError, contractError } from './errors.ts';
 import { pendingMigrations } from '../db/migrate.ts';
 import { uuidFromGlobalId, isUuid } from './ids.ts';
 import { assertWithinLimits, checkSocketOperation, limitRules, parseOptions, variableErrors } from './limits.ts';
@@ -35,6 +35,13 @@ function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLF
   if ((original as Error)?.name === 'PothosValidationError') {
     // Pothos rejects malformed arguments (e.g. an undecodable global id) before any resolver runs.
     return { message: (original as Error).message, path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT', field: 'id' } };
+  }
+  // A refusal of our own SQL (TP* SQLSTATE: a trigger such as the suspended tenant's, a definer function) that no
+  // service translated: its contract error, not a masked one.
+  const contract = ours ? undefined : contractError(original);
+  if (contract instanceof AppError) {
+    const { http: _http, ...extensions } = contract.extensions;
+    return { message: contract.message, path: formatted.path, locations: formatted.locations, extensions };
   }
   // A lost or refused connection to PostgreSQL or S3 (a terminated session, a restart, a failover): retryable, 503.
   const fault = ours ? undefined : unreachable(original);
@@ -166,9 +173,15 @@ function transactionPlugin(services: RequestServices): ApolloServerPlugin<Contex
           // No operation, or variables that do not coerce: execution answers that itself before any resolver runs.
           if (!operation || variableErrors(schema, operation, request.variables).length > 0) return;
           assertWithinLimits(schema, document, operation, request.variables);
-          const open = await services.db.open({ userId: contextValue.userId, tenant: contextValue.tenant, requestId: contextValue.requestId });
+          const open = await services.db.open({ userId: contextValue.userId, tenant: contextValue.tenant, apiKeyId: contextValue.apiKeyId, requestId: contextValue.requestId, recordSupportAccess: true });
           contextValue.db = open.tx;
           contextValue.transaction = open;
+          // (A key request is never a support access: app.record_support_access ignores it.)
+          if (contextValue.tenant && !contextValue.apiKeyId) {
+            // A failed request rolls back its support-access entry with everything else: written again on its own.
+            const { userId, tenant, requestId } = contextValue;
+            contextValue.afterRollback.push(() => services.db.withContext({ userId, tenant, requestId, recordSupportAccess: true }, async () => undefined));
+          }
         },
         async didEncounterErrors({ contextValue, errors }) {
           for (const e of errors) {
@@ -260,7 +273,7 @@ export async function startHttpServer(services: RequestServices, port: number, h
     services.metrics.websocketConnections.inc();
     socket.once('close', () => services.metrics.websocketConnections.dec());
   });
-  const wsCleanup = useServer<{ authorization?: string; Authorization?: string; 'x-tenant'?: string }, { userId: string | null; tenant: string | null }>(
+  const wsCleanup = useServer<{ authorization?: string; Authorization?: string; 'x-tenant'?: string }, { userId: string | null; tenant: string | null; apiKeyId: string | null }>(
     {
       schema,
       // Subscribers of the same operation as the same principal share each event's execution (subscriptions.ts).
@@ -269,10 +282,19 @@ export async function startHttpServer(services: RequestServices, port: number, h
       onConnect: async (ws) => {
         const params = ws.connectionParams ?? {};
         try {
-          const principal = await services.authenticator.authenticate(params.authorization ?? params.Authorization);
+          const ip = (ws.extra.request.socket.remoteAddress ?? null) as string | null;
+          const principal = await services.authenticator.authenticate(params.authorization ?? params.Authorization, ip);
           (ws.extra as { userId: string | null }).userId = principal.userId;
           (ws.extra as { sessionId?: string | null }).sessionId = principal.sessionId ?? null;
-          ws.extra.tenant = tenantHeader(params['x-tenant']);
+          // An API key is bound to its tenant, whatever X-Tenant says.
+          ws.extra.tenant = principal.apiKey ? principal.apiKey.tenantId : tenantHeader(params['x-tenant']);
+          ws.extra.apiKeyId = principal.apiKey?.id ?? null;
+          // … nor than its API key: revokeApiKey (heard by every instance through NOTIFY) closes it at once (4401).
+          if (principal.apiKey) {
+            const socket = ws.extra.socket;
+            const off = services.events.onApiKeyRevoked(principal.apiKey.id, () => socket.close(4401, 'API key revoked'));
+            socket.once('close', off);
+          }
           // The socket lives no longer than its token: closed (4401) the moment the token expires.
           if (principal.expiresAt) {
             const socket = ws.extra.socket;
@@ -306,6 +328,7 @@ export async function startHttpServer(services: RequestServices, port: number, h
         userId: ws.extra.userId ?? null,
         sessionId: (ws.extra as { sessionId?: string | null }).sessionId ?? null,
         tenant: ws.extra.tenant ?? null,
+        apiKeyId: ws.extra.apiKeyId ?? null,
         ip: (ws.extra.request.socket.remoteAddress ?? null) as string | null,
         userAgent: (ws.extra.request.headers['user-agent'] ?? null) as string | null,
         db: undefined as never,
@@ -407,13 +430,15 @@ export async function startHttpServer(services: RequestServices, port: number, h
       context: async ({ req, res }) => {
         const record = res.locals.graphql as RequestRecord;
         try {
-          const { userId, sessionId } = await services.authenticator.authenticate(req.headers.authorization);
-          const tenant = tenantHeader(req.header('x-tenant'));
+          const principal = await services.authenticator.authenticate(req.headers.authorization, req.ip ?? null);
+          // An API key is bound to its tenant: app.tenant_id is the key's, whatever X-Tenant says.
+          const tenant = principal.apiKey ? principal.apiKey.tenantId : tenantHeader(req.header('x-tenant'));
           const ctx: Context = {
             requestId: record.requestId,
-            userId,
-            sessionId: sessionId ?? null,
+            userId: principal.userId,
+            sessionId: principal.sessionId ?? null,
             tenant,
+            apiKeyId: principal.apiKey?.id ?? null,
             ip: req.ip ?? null,
             userAgent: req.header('user-agent') ?? null,
             db: undefined as never,

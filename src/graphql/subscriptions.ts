@@ -6,14 +6,14 @@ import { notFound } from './errors.ts';
 import type { ChangeNotice } from './events.ts';
 import { unreachable } from '../faults.ts';
 
-const settingsOf = (ctx: Context) => ({ userId: ctx.userId, tenant: ctx.tenant, requestId: ctx.requestId });
+const settingsOf = (ctx: Context) => ({ userId: ctx.userId, tenant: ctx.tenant, apiKeyId: ctx.apiKeyId, requestId: ctx.requestId });
 
 /**
  * What the row-level security policies read of a context: app.user_id and app.tenant_id (sql/0001's
- * app.current_user_id() and app.current_tenant_filter(); the role is always the app role, and app.request_id only
+ * app.current_user_id() and app.current_tenant_filter(), and app.api_key_id; the role is always the app role, and app.request_id only
  * labels audit rows). Two subscribers with the same key are the same principal to the database.
  */
-const rlsKey = (ctx: Context) => `${ctx.userId ?? ''}\u0000${ctx.tenant ?? ''}`;
+const rlsKey = (ctx: Context) => `${ctx.userId ?? ''}\u0000${ctx.tenant ?? ''}\u0000${ctx.apiKeyId ?? ''}`;
 
 /**
  * Reads done for one notice, shared only by subscribers that run exactly the same read under exactly the same RLS
@@ -155,7 +155,7 @@ export const selectionKey = (query: object) => JSON.stringify(query, (_k, v) => 
 
 /** Checks access once when a subscription starts (same context rules as a request). */
 export async function checkOnSubscribe(ctx: Context, check: () => Promise<unknown>) {
-  const open = await ctx.services.db.open(settingsOf(ctx));
+  const open = await ctx.services.db.open({ ...settingsOf(ctx), recordSupportAccess: true });
   ctx.db = open.tx;
   try {
     await check();

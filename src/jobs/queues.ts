@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { TenantPermission } from '../modules/access/catalogue.ts';
 
 /**
  * Every queue of the deployment, named once with the shape of what it carries. Handlers (src/modules/*) bind to
@@ -12,12 +13,12 @@ import { z } from 'zod';
 const uuid = z.uuid();
 
 export const TENANT_QUEUES = {
-  'document-process': { minRole: 'MEMBER', args: z.strictObject({ documentId: uuid }) },
-  'site-provision': { minRole: 'ADMIN', args: z.strictObject({ siteId: uuid }) },
-  'site-backup': { minRole: 'ADMIN', args: z.strictObject({ siteId: uuid, backupId: uuid }) },
-  'site-restore': { minRole: 'ADMIN', args: z.strictObject({ siteId: uuid, backupId: uuid, previousStatus: z.enum(['HEALTHY', 'SOFT_DELETED']) }) },
-  'tenant-export': { minRole: 'ADMIN', args: z.strictObject({}) },
-} as const satisfies Record<string, { minRole: 'MEMBER' | 'ADMIN'; args: z.ZodType<Record<string, string>> }>;
+  'document-process': { permissions: ['documents:write'], args: z.strictObject({ documentId: uuid }) },
+  'site-provision': { permissions: ['sites:write', 'sites:operate'], args: z.strictObject({ siteId: uuid }) },
+  'site-backup': { permissions: ['backups:write'], args: z.strictObject({ siteId: uuid, backupId: uuid }) },
+  'site-restore': { permissions: ['sites:operate'], args: z.strictObject({ siteId: uuid, backupId: uuid, previousStatus: z.enum(['HEALTHY', 'SOFT_DELETED']) }) },
+  'tenant-export': { permissions: ['tenants:export'], args: z.strictObject({}) },
+} as const satisfies Record<string, { permissions: readonly TenantPermission[]; args: z.ZodType<Record<string, string>> }>;
 
 export const MAINTENANCE_QUEUES = {
   'storage-delete-object': z.strictObject({ tenantId: uuid, objectKey: z.string() }),
@@ -27,6 +28,8 @@ export const MAINTENANCE_QUEUES = {
   'site-backup-schedule': z.object({}),
   'upload-expire': z.object({}),
   'auth-event-expire': z.object({}),
+  /** Cron sweeps every due tenant ({}); deleteTenant with no retention names its tenant. */
+  'tenant-purge': z.object({ tenantId: uuid.optional() }),
 } as const satisfies Record<string, z.ZodType<Record<string, unknown>>>;
 
 export type TenantQueueName = keyof typeof TENANT_QUEUES;

@@ -4,6 +4,7 @@ import { storageDeleteObjectQueue, uploadExpireQueue } from '../modules/document
 import { authEventExpireQueue } from '../modules/identity/jobs.ts';
 import { siteProvisionQueue } from '../modules/sites/provisioning.ts';
 import { sitePurgeQueue } from '../modules/sites/purge.ts';
+import { tenantPurgeQueue } from '../modules/tenants/purge.ts';
 import { tenantExportQueue } from '../modules/backups/export.ts';
 import { backupDeleteObjectsQueue, backupExpireQueue, siteBackupQueue, siteBackupScheduleQueue, siteRestoreQueue } from '../modules/backups/jobs.ts';
 
@@ -21,4 +22,5 @@ export const QUEUES: QueueDefinition[] = [
   backupDeleteObjectsQueue,
   tenantExportQueue,
   authEventExpireQueue,
+  tenantPurgeQueue,
 ];

@@ -11,6 +11,11 @@ export interface TenantplaneClientOptions {
   url: string;
   /** Sent as `Authorization: Bearer …` (HTTP) and in the graphql-ws connection params. */
   accessToken?: Lazy<string | null | undefined>;
+  /**
+   * An API key (`tpk_…`, from createApiKey), for integrations: sent like an access token (`Authorization: Bearer …`
+   * and the graphql-ws connection params). Its requests are bound to the key's tenant. Ignored when `accessToken` gives a token.
+   */
+  apiKey?: Lazy<string | null | undefined>;
   /** Narrows the requests to one tenant (slug or tenant id): sent as `X-Tenant`. */
   tenant?: Lazy<string | null | undefined>;
   /** Defaults to the global `fetch`. */
@@ -117,7 +122,8 @@ export function createTenantplaneClient(options: TenantplaneClientOptions): Tena
   const live = new Set<() => void>();
 
   async function authHeaders(): Promise<Record<string, string>> {
-    const [token, tenant] = await Promise.all([resolve(options.accessToken), resolve(options.tenant)]);
+    const [accessToken, apiKey, tenant] = await Promise.all([resolve(options.accessToken), resolve(options.apiKey), resolve(options.tenant)]);
+    const token = accessToken || apiKey;
     return {
       ...(token ? { authorization: `Bearer ${token}` } : {}),
       ...(tenant ? { 'x-tenant': tenant } : {}),

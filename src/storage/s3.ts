@@ -201,7 +201,7 @@ export class Storage {
   }
 
   async deletePrefix(prefix: string) {
-    if (!/^tenants\/[0-9a-f-]{36}\/./.test(prefix)) throw new Error('refusing to delete outside a tenant prefix');
+    if (!/^tenants\/[0-9a-f-]{36}\//.test(prefix)) throw new Error('refusing to delete outside a tenant prefix');
     const keys = (await this.list(prefix)).map((o) => o.key);
     for (let i = 0; i < keys.length; i += 1000) {
       await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })) } }));

@@ -10,6 +10,11 @@ export interface AuditEntry {
   details?: Record<string, unknown>;
 }
 
+/** An entry made through an API key names it (`apiKeyId`; the actor is the key's creator). */
+function detailsOf(ctx: Context, entry: AuditEntry) {
+  return ctx.apiKeyId ? { ...(entry.details ?? {}), apiKeyId: ctx.apiKeyId } : (entry.details ?? {});
+}
+
 /**
  * Inserts one entry without RETURNING: members who may write the log may not read it (admins only), and
  * RETURNING would be checked against the read policy.
@@ -18,7 +23,7 @@ function insertAudit(tx: Tx, ctx: Context, entry: AuditEntry, outcome: 'SUCCESS'
   return tx.$executeRaw`
     insert into app_public.audit_events (tenant_id, actor_id, action, target_type, target_id, outcome, details, ip, user_agent)
     values (${entry.tenantId}::uuid, ${ctx.userId}::uuid, ${entry.action}, ${entry.targetType ?? null}, ${entry.targetId ?? null},
-            ${outcome}::app_public.audit_outcome, ${JSON.stringify(entry.details ?? {})}::jsonb, ${ctx.ip}, ${ctx.userAgent})`;
+            ${outcome}::app_public.audit_outcome, ${JSON.stringify(detailsOf(ctx, entry))}::jsonb, ${ctx.ip}, ${ctx.userAgent})`;
 }
 
 /** Appends a SUCCESS entry in the request's transaction: it commits with the change it describes, or not at all. */
@@ -40,7 +45,7 @@ export async function audited<T>(ctx: Context, entry: AuditEntry, fn: () => Prom
       const code = (error as { extensions?: { code?: string } }).extensions?.code ?? 'INTERNAL_SERVER_ERROR';
       ctx.afterRollback.push(() =>
         ctx.services.db
-          .withContext({ userId: ctx.userId, requestId: ctx.requestId }, (tx) =>
+          .withContext(ctx.apiKeyId ? { userId: ctx.userId, tenant: ctx.tenant, apiKeyId: ctx.apiKeyId, requestId: ctx.requestId } : { userId: ctx.userId, requestId: ctx.requestId }, (tx) =>
             insertAudit(tx, ctx, { ...entry, details: { ...(entry.details ?? {}), error: code } }, 'FAILURE'),
           )
           .then(

@@ -3,7 +3,7 @@ import { checkOnSubscribe, eventPayload, selectionKey, subscriptionSelection, vi
 import type { Tx } from '../../db/database.ts';
 import type { ChangeNotice } from '../../graphql/events.ts';
 import { uuidFromGlobalId } from '../../graphql/ids.ts';
-import { requireTenantRole } from '../tenants/access.ts';
+import { requirePermission } from '../access/permissions.ts';
 
 export const AuditOutcomeEnum = builder.enumType('AuditOutcome', { values: ['SUCCESS', 'FAILURE'] as const });
 
@@ -30,7 +30,7 @@ builder.subscriptionField('auditEvents', (t) =>
     args: { tenantId: t.arg.id({ required: true }) },
     subscribe: async (_root, args, ctx, info) => {
       const tenantId = uuidFromGlobalId('Tenant', String(args.tenantId), 'tenantId');
-      await checkOnSubscribe(ctx, () => requireTenantRole(ctx, tenantId, 'ADMIN'));
+      await checkOnSubscribe(ctx, () => requirePermission(ctx, tenantId, 'audit:read'));
       const query = await subscriptionSelection(ctx, info);
       const abort = new AbortController();
       // The load under the subscriber's context is the visibility check: an entry the policies hide is skipped.

@@ -4,7 +4,7 @@ import { enqueueTrackedJob } from '../jobs/service.ts';
 import { asOwner } from '../sites/provisioning.ts';
 import { ident } from '../sites/apps.ts';
 import { audited, recordAudit } from '../audit/service.ts';
-import { requireTenantRole } from '../tenants/access.ts';
+import { requirePermission } from '../access/permissions.ts';
 import { writeArchive } from './archive.ts';
 
 /** The pooled tables a tenant export carries, in the same archive format as a site backup. */
@@ -14,7 +14,7 @@ export const exportPrefix = (tenantId: string, jobId: string) => `tenants/${tena
 
 export function exportTenant(ctx: Context, tenantId: string) {
   return audited(ctx, { tenantId, action: 'exportTenant', targetType: 'Tenant', targetId: tenantId }, async () => {
-    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    await requirePermission(ctx, tenantId, 'tenants:export');
     const job = await enqueueTrackedJob(ctx, 'tenant-export', { tenantId, args: {} });
     await recordAudit(ctx, { tenantId, action: 'exportTenant', targetType: 'Job', targetId: job.id });
     return job;

@@ -195,7 +195,10 @@ export const backupDeleteObjectsQueue = maintenanceQueue({
   },
 });
 
-/** `backup-expire` (maintenance, hourly): backups past their retention go; their archives follow (trigger). */
+/**
+ * `backup-expire` (maintenance, hourly): backups past their retention go; their archives follow (trigger). A suspended
+ * tenant's are kept while it is suspended: its sites are suspended, so no new backup replaces them.
+ */
 export const backupExpireQueue = maintenanceQueue({
   name: 'backup-expire',
   retryLimit: 3,
@@ -205,7 +208,11 @@ export const backupExpireQueue = maintenanceQueue({
   cron: '17 * * * *',
   async run(services) {
     const expired = await services.ownerPool.query(
-      `delete from app_public.backups where (tenant_id, id) in (select tenant_id, id from app_public.backups where expires_at <= now() order by expires_at limit 500)`,
+      `delete from app_public.backups where (tenant_id, id) in (
+         select b.tenant_id, b.id from app_public.backups b
+          where b.expires_at <= now()
+            and not exists (select 1 from app_public.tenants t where t.id = b.tenant_id and t.status = 'SUSPENDED')
+          order by b.expires_at limit 500)`,
     );
     return { expired: expired.rowCount };
   },
@@ -253,7 +260,7 @@ async function scheduledBackup(services: WorkerServices, tenantId: string, siteI
   const afterRollback: Array<() => Promise<void>> = [];
   try {
     await services.db.withContext({ userId: actor, tenant: tenantId, requestId }, (tx) => {
-      const ctx: Context = { requestId, userId: actor, tenant: tenantId, ip: null, userAgent: 'tenantplane-scheduler', db: tx, services: requestServices(services), afterRollback };
+      const ctx: Context = { requestId, userId: actor, tenant: tenantId, apiKeyId: null, ip: null, userAgent: 'tenantplane-scheduler', db: tx, services: requestServices(services), afterRollback };
       return backupSite(ctx, tenantId, siteId, { scheduled: true });
     });
   } catch (e) {

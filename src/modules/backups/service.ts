@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import type { Context } from '../../graphql/context.ts';
 import { badInput, forbidden, notFound, translateDatabaseError } from '../../graphql/errors.ts';
 import { audited, recordAudit } from '../audit/service.ts';
-import { requireTenantRole } from '../tenants/access.ts';
+import { requirePermission } from '../access/permissions.ts';
 import { enqueueTrackedJob } from '../jobs/service.ts';
 import { assertTransition } from '../sites/lifecycle.ts';
 
@@ -28,7 +28,7 @@ async function findSite(ctx: Context, tenantId: string, siteId: string) {
  */
 export function backupSite(ctx: Context, tenantId: string, siteId: string, opts: { scheduled?: boolean } = {}) {
   return audited(ctx, { tenantId, action: 'backupSite', targetType: 'Site', targetId: siteId }, async () => {
-    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    await requirePermission(ctx, tenantId, 'backups:write');
     const site = await findSite(ctx, tenantId, siteId);
     if (site.status !== 'HEALTHY' && site.status !== 'RUNNING' && site.status !== 'SUSPENDED') {
       throw badInput('siteId', `cannot back up a site that is ${site.status}`);
@@ -56,7 +56,7 @@ export function deleteBackup(ctx: Context, tenantId: string, backupId: string) {
   return audited(ctx, { tenantId, action: 'deleteBackup', targetType: 'Backup', targetId: backupId }, async () => {
     const backup = await ctx.db.backup.findUnique({ where: { tenantId_id: { tenantId, id: backupId } } });
     if (!backup) throw notFound('backup');
-    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    await requirePermission(ctx, tenantId, 'backups:write');
     if (backup.expiresAt > new Date()) throw forbidden(`this backup is kept until ${backup.expiresAt.toISOString()} (retention) and cannot be deleted before`);
     await ctx.db.backup.delete({ where: { tenantId_id: { tenantId, id: backupId } }, select: { id: true } }).catch((e) => translateDatabaseError(e));
     // The archive goes by the backups_delete_archive trigger (sql/0014) once this commits: no request enqueues deletions.
@@ -68,7 +68,7 @@ export function deleteBackup(ctx: Context, tenantId: string, backupId: string) {
 /** SOFT_DELETED or HEALTHY → RESTORING, from a successful backup of the same site. */
 export function restoreSite(ctx: Context, tenantId: string, siteId: string, backupId: string) {
   return audited(ctx, { tenantId, action: 'restoreSite', targetType: 'Site', targetId: siteId, details: { backupId } }, async () => {
-    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    await requirePermission(ctx, tenantId, 'sites:operate');
     const site = await findSite(ctx, tenantId, siteId);
     const backup = await ctx.db.backup.findUnique({ where: { tenantId_id: { tenantId, id: backupId } } });
     if (!backup) throw notFound('backup');

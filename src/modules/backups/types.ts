@@ -63,6 +63,7 @@ const RestorePayload = builder.objectRef<{ tenantId: string; siteId: string; job
 
 builder.mutationFields((t) => ({
   exportTenant: t.prismaField({
+    extensions: { permission: 'tenants:export' },
     type: 'Job',
     description: 'Writes the tenant’s pooled rows (members, documents, files, chats, links) and its objects as one archive (site-backup format); the job’s result names its prefix.',
     args: { tenantId: t.arg.id({ required: true }) },
@@ -73,6 +74,7 @@ builder.mutationFields((t) => ({
     },
   }),
   backupSite: t.field({
+    extensions: { permission: 'backups:write' },
     type: BackupJobPayload,
     description: 'A FULL backup now (admins and owners). It is SUCCESS only once every part is verified in S3.',
     args: { siteId: t.arg.id({ required: true }) },
@@ -83,6 +85,7 @@ builder.mutationFields((t) => ({
     },
   }),
   deleteBackup: t.boolean({
+    extensions: { permission: 'backups:write' },
     description: 'FORBIDDEN before the backup’s expiresAt (retention).',
     args: { backupId: t.arg.id({ required: true }) },
     resolve: (_root, args, ctx) => {
@@ -91,6 +94,7 @@ builder.mutationFields((t) => ({
     },
   }),
   restoreSite: t.field({
+    extensions: { permission: 'sites:operate' },
     type: RestorePayload,
     description: 'Restores a SUCCESS backup of this site: checksums verified first, loaded into a fresh schema, then swapped in.',
     args: { siteId: t.arg.id({ required: true }), backupId: t.arg.id({ required: true }) },

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import type { Context } from '../../graphql/context.ts';
 import { notFound, translateDatabaseError } from '../../graphql/errors.ts';
 import { displayName, parseInput } from '../../graphql/validate.ts';
-import { requireTenantRole, requireUser } from '../tenants/access.ts';
+import { requireUser } from '../tenants/access.ts';
+import { requirePermission } from '../access/permissions.ts';
 
 /**
  * Chat sessions are private to their user: the policies of sql/0006 (`user_id = app.current_user_id()` and a
@@ -31,7 +32,7 @@ export interface ChatSessionKey {
 
 export async function createChatSession(ctx: Context, tenantId: string, raw: { title: string }): Promise<ChatSessionKey> {
   const userId = requireUser(ctx);
-  await requireTenantRole(ctx, tenantId, 'MEMBER');
+  await requirePermission(ctx, tenantId, 'chats:write');
   const input = parseInput(CreateChatSessionInput, raw);
   const session = await ctx.db.chatSession
     .create({ data: { tenantId, userId, title: input.title }, select: { tenantId: true, id: true } })
@@ -42,7 +43,7 @@ export async function createChatSession(ctx: Context, tenantId: string, raw: { t
 /** Appends a message to one of your own sessions; the session's updated_at follows (trigger in sql/0006). */
 export async function postMessage(ctx: Context, session: ChatSessionKey, raw: { role: string; content: string }): Promise<ChatSessionKey> {
   requireUser(ctx);
-  await requireTenantRole(ctx, session.tenantId, 'MEMBER');
+  await requirePermission(ctx, session.tenantId, 'chats:write');
   const input = parseInput(PostMessageInput, raw);
   // Another member's session, or one of another tenant, is invisible here: the same answer as a missing one.
   const found = await ctx.db.chatSession.findUnique({ where: { tenantId_id: session }, select: { id: true } });

@@ -62,6 +62,7 @@ const PostMessageInput = builder.inputType('PostMessageInput', {
 
 builder.mutationFields((t) => ({
   createChatSession: t.prismaField({
+    extensions: { permission: 'chats:write' },
     type: 'ChatSession',
     description: 'Starts a chat session of your own in a tenant (members and above).',
     args: { input: t.arg({ type: CreateChatSessionInput, required: true }) },
@@ -72,6 +73,7 @@ builder.mutationFields((t) => ({
     },
   }),
   postMessage: t.prismaField({
+    extensions: { permission: 'chats:write' },
     type: 'ChatMessage',
     description: 'Adds a message to one of your chat sessions (members and above).',
     args: { input: t.arg({ type: PostMessageInput, required: true }) },

@@ -5,7 +5,8 @@ import { AppError, badInput, conflict, forbidden, notFound, quotaExceeded, trans
 import { parseInput } from '../../graphql/validate.ts';
 import { MULTIPART_THRESHOLD, PART_SIZE, Storage } from '../../storage/s3.ts';
 import { audited, recordAudit } from '../audit/service.ts';
-import { requireTenantRole, requireUser } from '../tenants/access.ts';
+import { requireUser } from '../tenants/access.ts';
+import { requireOwnOrAny, requirePermission } from '../access/permissions.ts';
 import { enqueueJob } from '../jobs/service.ts';
 
 /** Objects above this size are refused outright (S3's single-object limit is 5 TiB; we keep uploads sane). */
@@ -61,7 +62,7 @@ async function storageUsed(ctx: Context, tenantId: string) {
 export function createUpload(ctx: Context, tenantId: string, raw: unknown): Promise<UploadTicket> {
   return audited(ctx, { tenantId, action: 'createUpload', targetType: 'Upload' }, async () => {
     const userId = requireUser(ctx);
-    await requireTenantRole(ctx, tenantId, 'MEMBER');
+    await requirePermission(ctx, tenantId, 'documents:write');
     const input = parseInput(CreateUploadInput, raw);
     const filename = sanitizeFilename(input.filename);
     const taken = await ctx.db.document.findFirst({ where: { tenantId, uploaderId: userId, filename }, select: { id: true } });
@@ -135,7 +136,7 @@ export function createUpload(ctx: Context, tenantId: string, raw: unknown): Prom
 /** After a refused completion: the upload row and the stray bytes go (in their own transaction; the request's rolled back). */
 function discardUpload(ctx: Context, upload: { tenantId: string; id: string; objectKey: string; multipartUploadId: string | null; fileId: string | null }) {
   ctx.afterRollback.push(async () => {
-    await ctx.services.db.withContext({ userId: ctx.userId, requestId: ctx.requestId }, (tx) =>
+    await ctx.services.db.withContext({ userId: ctx.userId, tenant: ctx.apiKeyId ? ctx.tenant : null, apiKeyId: ctx.apiKeyId, requestId: ctx.requestId }, (tx) =>
       tx.upload.deleteMany({ where: { tenantId: upload.tenantId, id: upload.id } }),
     );
     if (upload.fileId) return; // deduplicated: these bytes belong to a stored file
@@ -154,7 +155,7 @@ export async function completeUpload(ctx: Context, tenantId: string, uploadId: s
   if (!upload) throw notFound('upload');
   return audited(ctx, { tenantId, action: 'completeUpload', targetType: 'Upload', targetId: uploadId }, async () => {
     if (upload.completedAt) throw conflict('this upload is already complete');
-    await requireTenantRole(ctx, tenantId, 'MEMBER');
+    await requirePermission(ctx, tenantId, 'documents:write');
     const storage = ctx.services.storage;
     const refuse = (field: string, message: string): never => {
       discardUpload(ctx, upload);
@@ -219,17 +220,15 @@ async function findDocument(ctx: Context, tenantId: string, documentId: string) 
   return doc;
 }
 
-/** Members change their own documents; admins anyone's. */
-async function requireDocumentWrite(ctx: Context, tenantId: string, uploaderId: string, verb: string) {
-  const role = await requireTenantRole(ctx, tenantId, 'VIEWER');
-  if (role === 'VIEWER') throw forbidden(`viewers cannot ${verb} documents`);
-  if (uploaderId !== ctx.userId && role === 'MEMBER') throw forbidden(`members can only ${verb} their own documents`);
+/** documents:write changes your own documents; documents:manage anyone's. */
+function requireDocumentWrite(ctx: Context, tenantId: string, uploaderId: string) {
+  return requireOwnOrAny(ctx, tenantId, uploaderId === ctx.userId, 'documents:write', 'documents:manage');
 }
 
 export function renameDocument(ctx: Context, tenantId: string, documentId: string, rawName: unknown) {
   return audited(ctx, { tenantId, action: 'renameDocument', targetType: 'Document', targetId: documentId }, async () => {
     const doc = await findDocument(ctx, tenantId, documentId);
-    await requireDocumentWrite(ctx, tenantId, doc.uploaderId, 'rename');
+    await requireDocumentWrite(ctx, tenantId, doc.uploaderId);
     const filename = sanitizeFilename(parseInput(z.object({ filename: Filename }), { filename: rawName }).filename);
     await ctx.db.document
       .update({ where: { tenantId_id: { tenantId, id: documentId } }, data: { filename, updatedAt: new Date() }, select: { id: true } })
@@ -243,7 +242,7 @@ export function renameDocument(ctx: Context, tenantId: string, documentId: strin
 export function deleteDocument(ctx: Context, tenantId: string, documentId: string) {
   return audited(ctx, { tenantId, action: 'deleteDocument', targetType: 'Document', targetId: documentId }, async () => {
     const doc = await findDocument(ctx, tenantId, documentId);
-    await requireDocumentWrite(ctx, tenantId, doc.uploaderId, 'delete');
+    await requireDocumentWrite(ctx, tenantId, doc.uploaderId);
     await recordAudit(ctx, { tenantId, action: 'deleteDocument', targetType: 'Document', targetId: documentId, details: { filename: doc.filename } });
     await ctx.db.document.delete({ where: { tenantId_id: { tenantId, id: documentId } }, select: { id: true } }).catch((e) => translateDatabaseError(e));
     const others = await ctx.db.document.count({ where: { tenantId, fileId: doc.fileId } });

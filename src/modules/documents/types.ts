@@ -99,11 +99,13 @@ const RenameDocumentInput = builder.inputType('RenameDocumentInput', {
 
 builder.mutationFields((t) => ({
   createUpload: t.field({
+    extensions: { permission: 'documents:write' },
     type: Upload,
     args: { input: t.arg({ type: CreateUploadInput, required: true }) },
     resolve: (_root, { input }, ctx) => documents.createUpload(ctx, uuidFromGlobalId('Tenant', String(input.tenantId), 'tenantId'), input),
   }),
   completeUpload: t.prismaField({
+    extensions: { permission: 'documents:write' },
     type: 'Document',
     description: 'Verifies the uploaded object (exists, size, sha256) and creates the document; its processing starts.',
     args: {
@@ -117,6 +119,7 @@ builder.mutationFields((t) => ({
     },
   }),
   renameDocument: t.prismaField({
+    extensions: { permission: 'documents:write' },
     type: 'Document',
     args: { input: t.arg({ type: RenameDocumentInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
@@ -126,6 +129,7 @@ builder.mutationFields((t) => ({
     },
   }),
   deleteDocument: t.boolean({
+    extensions: { permission: 'documents:write' },
     args: { documentId: t.arg.id({ required: true }) },
     resolve: (_root, { documentId }, ctx) => {
       const { tenantId, id } = parseDocumentId(String(documentId));

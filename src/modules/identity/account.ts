@@ -6,6 +6,7 @@ import { uuidFromGlobalId } from '../../graphql/ids.ts';
 import { passwordProblem } from '../../auth/passwords.ts';
 import { requireUser } from '../tenants/access.ts';
 import { forgetSessionsOnCommit } from './service.ts';
+import { requirePlatformPermission } from '../access/permissions.ts';
 
 /**
  * A user's own account: their sessions (refresh-token families, sql/0019 app.current_user_sessions), password,
@@ -120,8 +121,9 @@ export async function updateProfile(ctx: Context, raw: unknown) {
 
 /** Platform staff only (platform.users:write, decided in SQL): sign-in, refresh, tokens and sockets refused at once. */
 export async function setUserActive(ctx: Context, globalId: string, active: boolean): Promise<string> {
-  requireUser(ctx);
   const id = uuidFromGlobalId('User', globalId, 'userId');
+  // Checked before anything (the declared permission), and again by app.set_user_active itself.
+  await requirePlatformPermission(ctx, 'platform.users:write');
   await ctx.db.$queryRaw`select app.set_user_active(${id}::uuid, ${active}, ${ctx.ip}, ${ctx.userAgent}) as active`.catch((e) =>
     translateDatabaseError(e, { field: 'userId' }),
   );

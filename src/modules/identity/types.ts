@@ -56,22 +56,26 @@ const LogInInput = builder.inputType('LogInInput', {
 
 builder.mutationFields((t) => ({
   signUp: t.field({
+    extensions: { permission: 'public' },
     type: AuthPayload,
     args: { input: t.arg({ type: SignUpInput, required: true }) },
     resolve: (_root, { input }, ctx) => identity.signUp(ctx, input),
   }),
   logIn: t.field({
+    extensions: { permission: 'public' },
     type: AuthPayload,
     args: { input: t.arg({ type: LogInInput, required: true }) },
     resolve: (_root, { input }, ctx) => identity.logIn(ctx, input),
   }),
   refreshSession: t.field({
+    extensions: { permission: 'public' },
     type: AuthPayload,
     description: 'Rotates the refresh token. Reusing a spent one revokes every token of its login.',
     args: { refreshToken: t.arg.string({ required: true }) },
     resolve: (_root, { refreshToken }, ctx) => identity.refreshSession(ctx, refreshToken),
   }),
   logOut: t.boolean({
+    extensions: { permission: 'public' },
     description: 'Revokes the refresh token and every token rotated from the same login.',
     args: { refreshToken: t.arg.string({ required: true }) },
     resolve: (_root, { refreshToken }, ctx) => identity.logOut(ctx, refreshToken),

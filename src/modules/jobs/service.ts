@@ -1,7 +1,7 @@
 import type { Context } from '../../graphql/context.ts';
 import { conflict, forbidden, notFound, translateDatabaseError } from '../../graphql/errors.ts';
 import type { TenantJobArgs, TenantQueueName } from '../../jobs/queues.ts';
-import { requireTenantRole } from '../tenants/access.ts';
+import { requireOwnOrAny } from '../access/permissions.ts';
 import { audited, recordAudit } from '../audit/service.ts';
 
 /**
@@ -35,8 +35,7 @@ export function cancelJob(ctx: Context, tenantId: string, jobId: string) {
   return audited(ctx, { tenantId, action: 'cancelJob', targetType: 'Job', targetId: jobId }, async () => {
     const job = await ctx.db.job.findUnique({ where: { tenantId_id: { tenantId, id: jobId } } });
     if (!job) throw notFound('job');
-    const role = await requireTenantRole(ctx, tenantId, 'MEMBER');
-    if (job.requestedBy !== ctx.userId && role === 'MEMBER') throw forbidden('members can only cancel the jobs they started');
+    await requireOwnOrAny(ctx, tenantId, job.requestedBy === ctx.userId, 'jobs:write', 'jobs:manage');
     if (job.status === 'COMPLETED' || job.status === 'FAILED' || job.status === 'CANCELLED') {
       throw conflict(`the job is already ${job.status}`);
     }

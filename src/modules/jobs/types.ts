@@ -5,7 +5,7 @@ import type { ChangeNotice } from '../../graphql/events.ts';
 import type { Context } from '../../graphql/context.ts';
 import type { Tx } from '../../db/database.ts';
 import { notFound } from '../../graphql/errors.ts';
-import { requireTenantRole } from '../tenants/access.ts';
+import { requirePermission } from '../access/permissions.ts';
 import * as jobs from './service.ts';
 
 export const JobStatusEnum = builder.enumType('JobStatus', { values: ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'] as const });
@@ -47,6 +47,7 @@ builder.prismaObjectFields('Tenant', (t) => ({
 builder.mutationField('cancelJob', (t) =>
   t.prismaField({
     type: 'Job',
+    extensions: { permission: 'jobs:write' },
     description: 'Asks a pending or running job to stop; it ends CANCELLED at its next checkpoint.',
     args: { jobId: t.arg.id({ required: true }) },
     resolve: async (query, _root, { jobId }, ctx) => {
@@ -86,7 +87,7 @@ builder.subscriptionFields((t) => ({
     args: { tenantId: t.arg.id({ required: true }) },
     subscribe: async (_root, args, ctx, info) => {
       const tenantId = uuidFromGlobalId('Tenant', String(args.tenantId), 'tenantId');
-      await checkOnSubscribe(ctx, () => requireTenantRole(ctx, tenantId, 'VIEWER'));
+      await checkOnSubscribe(ctx, () => requirePermission(ctx, tenantId, 'jobs:read'));
       const query = await subscriptionSelection(ctx, info);
       const abort = new AbortController();
       return visibleJobs(ctx, query, ctx.services.events.notices('job', tenantId, abort.signal), abort, tenantJobsChanged(tenantId));

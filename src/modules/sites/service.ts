@@ -4,7 +4,7 @@ import { badInput, conflict, notFound, quotaExceeded, translateDatabaseError } f
 import { displayName, parseInput, slug } from '../../graphql/validate.ts';
 import type { SiteStatus } from '../../db/generated/prisma/enums.ts';
 import { audited, recordAudit } from '../audit/service.ts';
-import { requireTenantRole } from '../tenants/access.ts';
+import { requirePermission } from '../access/permissions.ts';
 import { enqueueTrackedJob } from '../jobs/service.ts';
 import { APPS } from './apps.ts';
 import { assertTransition } from './lifecycle.ts';
@@ -33,7 +33,7 @@ async function findSite(ctx: Context, tenantId: string, siteId: string) {
 
 export function createSite(ctx: Context, tenantId: string, raw: unknown) {
   return audited(ctx, { tenantId, action: 'createSite', targetType: 'Site' }, async () => {
-    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    await requirePermission(ctx, tenantId, 'sites:write');
     const input = parseInput(CreateSiteInput, raw);
     const tenant = await ctx.db.tenant.findUniqueOrThrow({ where: { id: tenantId }, select: { plan: { select: { name: true, maxSites: true } } } });
     const active = await ctx.db.site.count({ where: { tenantId, status: { not: 'DELETED' } } });
@@ -58,7 +58,7 @@ export function createSite(ctx: Context, tenantId: string, raw: unknown) {
 
 export function retrySiteProvisioning(ctx: Context, tenantId: string, siteId: string) {
   return audited(ctx, { tenantId, action: 'retrySiteProvisioning', targetType: 'Site', targetId: siteId }, async () => {
-    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    await requirePermission(ctx, tenantId, 'sites:operate');
     const site = await findSite(ctx, tenantId, siteId);
     assertTransition(site.status, 'PENDING', 'retry the provisioning of');
     await setStatus(ctx, tenantId, siteId, 'PENDING');
@@ -75,11 +75,11 @@ async function setStatus(ctx: Context, tenantId: string, siteId: string, status:
     .catch((e) => translateDatabaseError(e, { field: 'siteId' }));
 }
 
-/** suspend / resume / delete: admin-only moves of the state machine. */
+/** suspend / resume (sites:operate) and delete (sites:write): moves of the state machine. */
 export function changeSiteState(ctx: Context, tenantId: string, siteId: string, action: 'suspend' | 'resume' | 'delete') {
   const auditAction = `${action}Site`;
   return audited(ctx, { tenantId, action: auditAction, targetType: 'Site', targetId: siteId }, async () => {
-    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    await requirePermission(ctx, tenantId, action === 'delete' ? 'sites:write' : 'sites:operate');
     const site = await findSite(ctx, tenantId, siteId);
     const to: SiteStatus = action === 'suspend' ? 'SUSPENDED' : action === 'resume' ? 'HEALTHY' : 'SOFT_DELETED';
     assertTransition(site.status, to, action);
@@ -97,7 +97,7 @@ const MAX_CONFIG_BYTES = 64 * 1024;
 
 export function updateSiteConfig(ctx: Context, tenantId: string, siteId: string, config: unknown) {
   return audited(ctx, { tenantId, action: 'updateSiteConfig', targetType: 'Site', targetId: siteId }, async () => {
-    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    await requirePermission(ctx, tenantId, 'sites:write');
     const site = await findSite(ctx, tenantId, siteId);
     if (config === null || typeof config !== 'object' || Array.isArray(config)) throw badInput('config', 'the site config is a JSON object');
     if (Buffer.byteLength(JSON.stringify(config)) > MAX_CONFIG_BYTES) throw badInput('config', `the site config is limited to ${MAX_CONFIG_BYTES} bytes`);

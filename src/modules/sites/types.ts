@@ -75,6 +75,7 @@ const siteId = (raw: unknown) => tenantScopedIdFromGlobalId('Site', String(raw),
 
 builder.mutationFields((t) => ({
   createSite: t.field({
+    extensions: { permission: 'sites:write' },
     type: SiteJobPayload,
     description: 'Creates a site (PENDING) and its provisioning job. Admins and owners only; the plan caps the number of sites.',
     args: { input: t.arg({ type: CreateSiteInput, required: true }) },
@@ -85,6 +86,7 @@ builder.mutationFields((t) => ({
     },
   }),
   retrySiteProvisioning: t.field({
+    extensions: { permission: 'sites:operate' },
     type: SiteJobPayload,
     description: 'FAILED → PENDING with a new provisioning job.',
     args: { siteId: t.arg.id({ required: true }) },
@@ -99,6 +101,7 @@ builder.mutationFields((t) => ({
       `${action}Site`,
       t.prismaField({
         type: 'Site',
+        extensions: { permission: action === 'delete' ? 'sites:write' : 'sites:operate' },
         description:
           action === 'delete' ? 'SOFT_DELETED now, DELETED (schema, role and files removed) after the retention period.' : action === 'suspend' ? 'RUNNING/HEALTHY → SUSPENDED.' : 'SUSPENDED → HEALTHY.',
         args: { siteId: t.arg.id({ required: true }) },
@@ -111,6 +114,7 @@ builder.mutationFields((t) => ({
     ]),
   ),
   updateSiteConfig: t.prismaField({
+    extensions: { permission: 'sites:write' },
     type: 'Site',
     args: { siteId: t.arg.id({ required: true }), config: t.arg({ type: 'JSON', required: true }) },
     resolve: async (query, _root, args, ctx) => {

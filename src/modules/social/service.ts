@@ -4,7 +4,7 @@ import { conflict, notFound, translateDatabaseError } from '../../graphql/errors
 import { parseInput } from '../../graphql/validate.ts';
 import type { SocialPlatform } from '../../db/generated/prisma/enums.ts';
 import { audited, recordAudit } from '../audit/service.ts';
-import { requireTenantRole } from '../tenants/access.ts';
+import { requirePermission } from '../access/permissions.ts';
 
 export const SOCIAL_PLATFORMS = ['TWITTER', 'FACEBOOK', 'LINKEDIN', 'INSTAGRAM', 'YOUTUBE'] as const;
 export const MAX_URL = 2048;
@@ -71,7 +71,7 @@ const AddSocialLinkInput = z
 
 export function addSocialLink(ctx: Context, tenantId: string, raw: { platform: string; url: string }) {
   return audited(ctx, { tenantId, action: 'addSocialLink', targetType: 'SocialLink', details: { platform: raw.platform } }, async () => {
-    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    await requirePermission(ctx, tenantId, 'social_links:write');
     const input = parseInput(AddSocialLinkInput, raw);
     const link = await ctx.db.socialLink
       .create({ data: { tenantId, platform: input.platform, url: input.url, createdBy: ctx.userId }, select: { tenantId: true, id: true } })
@@ -84,7 +84,7 @@ export function addSocialLink(ctx: Context, tenantId: string, raw: { platform: s
 export function removeSocialLink(ctx: Context, key: { tenantId: string; id: string }) {
   const { tenantId, id } = key;
   return audited(ctx, { tenantId, action: 'removeSocialLink', targetType: 'SocialLink', targetId: id }, async () => {
-    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    await requirePermission(ctx, tenantId, 'social_links:write');
     const link = await ctx.db.socialLink.findUnique({ where: { tenantId_id: key }, select: { platform: true, url: true } });
     if (!link) throw notFound('social link');
     const { count } = await ctx.db.socialLink.deleteMany({ where: { tenantId, id } }).catch((e) => translateDatabaseError(e));

@@ -39,6 +39,7 @@ const AddSocialLinkInput = builder.inputType('AddSocialLinkInput', {
 
 builder.mutationFields((t) => ({
   addSocialLink: t.prismaField({
+    extensions: { permission: 'social_links:write' },
     type: 'SocialLink',
     description: 'Lists a social profile of the tenant (admins and owners). The same platform and URL twice is a CONFLICT.',
     args: { input: t.arg({ type: AddSocialLinkInput, required: true }) },
@@ -49,6 +50,7 @@ builder.mutationFields((t) => ({
     },
   }),
   removeSocialLink: t.boolean({
+    extensions: { permission: 'social_links:write' },
     description: 'Removes a social link (admins and owners).',
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, { id }, ctx) => social.removeSocialLink(ctx, tenantScopedIdFromGlobalId('SocialLink', String(id), 'id')),

@@ -5,7 +5,8 @@ import { displayName, email, parseInput, slug } from '../../graphql/validate.ts'
 import { newOpaqueToken, sha256 } from '../../auth/tokens.ts';
 import type { TenantRole } from '../../db/generated/prisma/enums.ts';
 import { audited, recordAudit } from '../audit/service.ts';
-import { canManageRole, requireTenantRole, requireUser } from './access.ts';
+import { requireUser } from './access.ts';
+import { requirePermission } from '../access/permissions.ts';
 
 const ROLES = ['OWNER', 'ADMIN', 'MEMBER', 'VIEWER'] as const;
 const CreateTenantInput = z.object({ name: displayName('name', 100), slug });
@@ -25,7 +26,7 @@ export async function createTenant(ctx: Context, raw: unknown): Promise<string> 
 
 export function updateTenant(ctx: Context, tenantId: string, raw: unknown): Promise<string> {
   return audited(ctx, { tenantId, action: 'updateTenant', targetType: 'Tenant', targetId: tenantId }, async () => {
-    await requireTenantRole(ctx, tenantId, 'ADMIN');
+    await requirePermission(ctx, tenantId, 'tenants:write');
     const input = parseInput(UpdateTenantInput, raw);
     const { count } = await ctx.db.tenant.updateMany({ where: { id: tenantId }, data: { name: input.name, updatedAt: new Date() } });
     if (count !== 1) throw notFound('tenant');
@@ -36,9 +37,9 @@ export function updateTenant(ctx: Context, tenantId: string, raw: unknown): Prom
 
 export function inviteMember(ctx: Context, tenantId: string, raw: { email: string; role: string }) {
   return audited(ctx, { tenantId, action: 'inviteMember', targetType: 'Invitation' }, async () => {
-    const actorRole = await requireTenantRole(ctx, tenantId, 'ADMIN');
+    await requirePermission(ctx, tenantId, 'invitations:write');
     const input = parseInput(InviteInput, raw);
-    if (!canManageRole(actorRole, input.role)) throw forbidden(`an ${actorRole} cannot invite an ${input.role}`);
+    await requireManageRole(ctx, tenantId, input.role, `you cannot invite an ${input.role}`);
     const existing = await ctx.db.membership.findFirst({ where: { tenantId, user: { email: input.email } }, select: { id: true } });
     if (existing) throw conflict(`${input.email} is already a member of this tenant`, 'email');
     const now = new Date();
@@ -80,6 +81,19 @@ export async function acceptInvitation(ctx: Context, token: string) {
   return membership;
 }
 
+/**
+ * Managing a built-in role through the SQL rule the policies apply (app.can_manage_role): OWNER and ADMIN need
+ * members:admin, and nobody grants a role holding more than they do.
+ */
+async function requireManageRole(ctx: Context, tenantId: string, role: TenantRole, why: string) {
+  const [row] = await ctx.db.$queryRaw<{ ok: boolean; missing: string[] }[]>`
+    select app.can_manage_role(${tenantId}::uuid, ${role}::app_public.tenant_role) as ok,
+           app.missing_permissions(${tenantId}::uuid, (select b.permissions from app_public.builtin_roles b where b.role = ${role}::app_public.tenant_role)) as missing`;
+  if (row?.ok) return;
+  const needs = role === 'OWNER' || role === 'ADMIN' ? 'members:admin' : (row?.missing ?? []).join(', ');
+  throw forbidden(`${why}: that needs ${needs}`);
+}
+
 async function findMembership(ctx: Context, tenantId: string, userId: string) {
   const m = await ctx.db.membership.findUnique({ where: { tenantId_userId: { tenantId, userId } } });
   if (!m) throw notFound('member');
@@ -88,11 +102,11 @@ async function findMembership(ctx: Context, tenantId: string, userId: string) {
 
 export function changeMemberRole(ctx: Context, tenantId: string, userId: string, role: TenantRole) {
   return audited(ctx, { tenantId, action: 'changeMemberRole', targetType: 'User', targetId: userId, details: { role } }, async () => {
-    const actorRole = await requireTenantRole(ctx, tenantId, 'ADMIN');
+    await requirePermission(ctx, tenantId, 'members:write');
     const target = await findMembership(ctx, tenantId, userId);
-    if (!canManageRole(actorRole, target.role) || !canManageRole(actorRole, role)) {
-      throw forbidden(`an ${actorRole} cannot change an ${target.role} into an ${role}: only owners grant or revoke OWNER and ADMIN`);
-    }
+    const why = `you cannot change an ${target.role} into an ${role}`;
+    await requireManageRole(ctx, tenantId, target.role, why);
+    await requireManageRole(ctx, tenantId, role, why);
     const updated = await ctx.db.membership
       .update({ where: { tenantId_id: { tenantId, id: target.id } }, data: { role, updatedAt: new Date() } })
       .catch((e) => translateDatabaseError(e));
@@ -103,9 +117,9 @@ export function changeMemberRole(ctx: Context, tenantId: string, userId: string,
 
 export function removeMember(ctx: Context, tenantId: string, userId: string) {
   return audited(ctx, { tenantId, action: 'removeMember', targetType: 'User', targetId: userId }, async () => {
-    const actorRole = await requireTenantRole(ctx, tenantId, 'ADMIN');
+    await requirePermission(ctx, tenantId, 'members:write');
     const target = await findMembership(ctx, tenantId, userId);
-    if (!canManageRole(actorRole, target.role)) throw forbidden(`an ${actorRole} cannot remove an ${target.role}`);
+    await requireManageRole(ctx, tenantId, target.role, `you cannot remove an ${target.role}`);
     await recordAudit(ctx, { tenantId, action: 'removeMember', targetType: 'User', targetId: userId, details: { role: target.role } });
     await ctx.db.membership.delete({ where: { tenantId_id: { tenantId, id: target.id } } }).catch((e) => translateDatabaseError(e));
     return true;
@@ -115,7 +129,6 @@ export function removeMember(ctx: Context, tenantId: string, userId: string) {
 export function leaveTenant(ctx: Context, tenantId: string) {
   const userId = requireUser(ctx);
   return audited(ctx, { tenantId, action: 'leaveTenant', targetType: 'User', targetId: userId }, async () => {
-    await requireTenantRole(ctx, tenantId, 'VIEWER');
     const own = await findMembership(ctx, tenantId, userId);
     // Written before the membership goes: afterwards the actor may no longer write this tenant's log.
     await recordAudit(ctx, { tenantId, action: 'leaveTenant', targetType: 'User', targetId: userId, details: { role: own.role } });

@@ -8,7 +8,10 @@ export const TenantRoleEnum = builder.enumType('TenantRole', {
   description: 'OWNER > ADMIN > MEMBER > VIEWER. Only owners grant or revoke OWNER; admins manage members and viewers; viewers read only.',
   values: ['OWNER', 'ADMIN', 'MEMBER', 'VIEWER'] as const,
 });
-const TenantStatusEnum = builder.enumType('TenantStatus', { values: ['ACTIVE', 'SUSPENDED'] as const });
+const TenantStatusEnum = builder.enumType('TenantStatus', {
+  description: 'ACTIVE; SUSPENDED by platform staff (read-only: members sign in, read and export); DELETED by an owner (purged after retention).',
+  values: ['ACTIVE', 'SUSPENDED', 'DELETED'] as const,
+});
 
 builder.prismaObject('Plan', {
   fields: (t) => ({
@@ -27,6 +30,11 @@ builder.prismaNode('Tenant', {
     name: t.exposeString('name'),
     status: t.expose('status', { type: TenantStatusEnum }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    createdBy: t.relation('creator', { nullable: true, description: 'The user who created the tenant; null once that user is gone.' }),
+    suspendedAt: t.expose('suspendedAt', { type: 'DateTime', nullable: true }),
+    suspensionReason: t.exposeString('suspensionReason', { nullable: true, description: 'Why platform staff suspended the tenant.' }),
+    deletedAt: t.expose('deletedAt', { type: 'DateTime', nullable: true }),
+    purgeAfter: t.expose('purgeAfter', { type: 'DateTime', nullable: true, description: 'A deleted tenant is purged for good after this.' }),
     plan: t.relation('plan'),
     viewerRole: t.field({
       type: TenantRoleEnum,
@@ -136,6 +144,7 @@ const RemoveMemberInput = builder.inputType('RemoveMemberInput', {
 
 builder.mutationFields((t) => ({
   createTenant: t.prismaField({
+    extensions: { permission: 'self' },
     type: 'Tenant',
     description: 'Creates a tenant on the free plan; you become its OWNER.',
     args: { input: t.arg({ type: CreateTenantInput, required: true }) },
@@ -145,6 +154,7 @@ builder.mutationFields((t) => ({
     },
   }),
   updateTenant: t.prismaField({
+    extensions: { permission: 'tenants:write' },
     type: 'Tenant',
     args: { input: t.arg({ type: UpdateTenantInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
@@ -153,28 +163,33 @@ builder.mutationFields((t) => ({
     },
   }),
   inviteMember: t.prismaField({
+    extensions: { permission: 'invitations:write' },
     type: 'Invitation',
     description: 'Invites an email address; the returned token is shown once.',
     args: { input: t.arg({ type: InviteMemberInput, required: true }) },
     resolve: (_query, _root, { input }, ctx) => tenants.inviteMember(ctx, tenantIdArg(String(input.tenantId)), input),
   }),
   acceptInvitation: t.prismaField({
+    extensions: { permission: 'self' },
     type: 'Membership',
     description: 'Joins the tenant of an invitation sent to your email address.',
     args: { token: t.arg.string({ required: true }) },
     resolve: (_query, _root, { token }, ctx) => tenants.acceptInvitation(ctx, token),
   }),
   changeMemberRole: t.prismaField({
+    extensions: { permission: 'members:write' },
     type: 'Membership',
     args: { input: t.arg({ type: ChangeMemberRoleInput, required: true }) },
     resolve: (_query, _root, { input }, ctx) =>
       tenants.changeMemberRole(ctx, tenantIdArg(String(input.tenantId)), userIdArg(String(input.userId)), input.role),
   }),
   removeMember: t.boolean({
+    extensions: { permission: 'members:write' },
     args: { input: t.arg({ type: RemoveMemberInput, required: true }) },
     resolve: (_root, { input }, ctx) => tenants.removeMember(ctx, tenantIdArg(String(input.tenantId)), userIdArg(String(input.userId))),
   }),
   leaveTenant: t.boolean({
+    extensions: { permission: 'self' },
     description: 'Leaves a tenant. The last owner cannot leave.',
     args: { tenantId: t.arg.id({ required: true }) },
     resolve: (_root, { tenantId }, ctx) => tenants.leaveTenant(ctx, tenantIdArg(String(tenantId))),

@@ -95,6 +95,13 @@ describe('the catalogue, the declarations and the policies agree', () => {
     expect(fs.readFileSync(file, 'utf8'), 'docs/permissions.md is stale: UPDATE_DOCS=1 npx vitest run test/permissions.test.ts').toBe(rendered);
   });
 
+  it('every permission a policy names is in the catalogue (policies are not checked at run time, for speed)', async () => {
+    const known = new Set((await db.query(`select id from app_public.permissions`)).rows.map((r) => r.id));
+    const named = (await facts()).policies.flatMap((p) => p.permissions.map((x) => `${p.table}: ${x}`));
+    expect(named.length).toBeGreaterThan(30);
+    expect(named.filter((n) => !known.has(n.split(': ')[1]!))).toEqual([]);
+  });
+
   it('unknown permission strings are refused, named', async () => {
     await expect(db.query(`select app.has_permission(gen_random_uuid(), 'sites:fly')`)).rejects.toThrow(/unknown permission: sites:fly/);
     await expect(db.query(`select app.check_permission_patterns('{sites:write,bogus:read,nope}', 'tenant')`)).rejects.toThrow(

@@ -313,6 +313,15 @@ describe('a suspended tenant reads and exports, and changes nothing', () => {
     const refused = await owner.gql.request(ADD_LINK, { i: { tenantId: t.id, platform: 'TWITTER', url: `https://x.com/susp${process.pid}` } });
     expect(refused.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     expect(refused.errors?.[0]?.message).toMatch(/suspended/);
+    // The copy of the state on the memberships (sql/0024) follows the tenant, and the request role cannot write it.
+    expect((await db.query(`select distinct tenant_state::text as s from app_public.memberships where tenant_id = $1`, [uuid(t.id)])).rows).toEqual([{ s: 'SUSPENDED' }]);
+    await db.query('begin');
+    try {
+      await db.query(`select set_config('role', 'tenantplane_app', true), set_config('app.user_id', $1, true)`, [uuid(owner.id)]);
+      await expect(db.query(`update app_public.memberships set tenant_state = 'ACTIVE' where tenant_id = $1`, [uuid(t.id)])).rejects.toThrow(/permission denied/);
+    } finally {
+      await db.query('rollback');
+    }
     await db.query(`update app_public.tenants set status = 'ACTIVE' where id = $1`, [uuid(t.id)]);
     await invitee.gql.ok(`mutation($t: String!) { acceptInvitation(token: $t) { id } }`, { t: inv.inviteMember.token });
     await owner.gql.ok(ADD_LINK, { i: { tenantId: t.id, platform: 'TWITTER', url: `https://x.com/susp${process.pid}` } });

@@ -31,13 +31,6 @@ export async function requirePermission(ctx: Context, tenantId: string, permissi
   if (!allowed) throw forbidden(`this needs the ${permission} permission in this tenant`);
 }
 
-/** Whether the caller holds a permission in a tenant they can see (NOT_FOUND when they cannot see it). */
-export async function holdsPermission(ctx: Context, tenantId: string, permission: TenantPermission): Promise<boolean> {
-  const { visible, allowed } = await tenantPermission(ctx, tenantId, permission);
-  if (!visible) throw notFound('tenant');
-  return allowed;
-}
-
 /**
  * "Your own with `own`, anyone's with `any` as well": documents:write renames your documents, documents:manage
  * anyone's. `own` is what such a mutation declares, so it is always checked.

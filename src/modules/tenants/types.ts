@@ -1,8 +1,8 @@
 import { builder } from '../../graphql/builder.ts';
-import { forbidden } from '../../graphql/errors.ts';
 import { uuidFromGlobalId } from '../../graphql/ids.ts';
 import * as tenants from './service.ts';
 import { requireUser } from './access.ts';
+import { requirePlatformPermission } from '../access/permissions.ts';
 
 export const TenantRoleEnum = builder.enumType('TenantRole', {
   description: 'OWNER > ADMIN > MEMBER > VIEWER. Only owners grant or revoke OWNER; admins manage members and viewers; viewers read only.',
@@ -112,9 +112,7 @@ builder.queryFields((t) => ({
     cursor: 'slug',
     description: 'Every tenant, for platform staff. Visibility comes from the tenants policy, not from bypassing RLS.',
     resolve: async (query, _root, _args, ctx) => {
-      requireUser(ctx);
-      const rows = await ctx.db.$queryRaw<{ staff: boolean }[]>`select app.is_platform_staff() as staff`;
-      if (!rows[0]?.staff) throw forbidden('platform staff only');
+      await requirePlatformPermission(ctx, 'platform.tenants:read');
       return ctx.db.tenant.findMany({ ...query });
     },
   }),

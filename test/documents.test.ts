@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { signUp, createTenant, addMember, type TestUser, rowUuid } from './support/client.ts';
+import { poll } from './support/workers.ts';
 import { sha256hex, createUpload, putBytes, uploadDocument, waitForDocument, COMPLETE_UPLOAD, DOCUMENT } from './support/uploads.ts';
 
 /** Documents and files through the real S3 endpoint: round trips, dedup, lying clients, quota, processing, roles. */
@@ -225,10 +226,14 @@ describe('processing', () => {
     const failed = await waitForDocument(member, bad.document.id);
     expect(failed.status).toBe('ERROR');
     expect(failed.error).toMatch(/not valid UTF-8/);
-    // One attempt: a poisoned file is not retried.
-    const jobs = await sql.query(`select retry_count, state from pgboss.job where name = 'document-process' and data->>'documentId' = $1`, [
-      rowUuid(bad.document.id),
-    ]);
+    // One attempt: a poisoned file is not retried. The document is ERROR before pg-boss records the job's end, so
+    // wait for the job to leave 'active' (CI once read it in between), then look.
+    const jobs = await poll(async () => {
+      const r = await sql.query(`select retry_count, state from pgboss.job where name = 'document-process' and data->>'documentId' = $1`, [
+        rowUuid(bad.document.id),
+      ]);
+      return r.rows.every((j) => j.state !== 'active' && j.state !== 'created') && r;
+    }, 10_000, 'the processing job of the undecodable file to end');
     expect(jobs.rows).toEqual([{ retry_count: 0, state: 'completed' }]);
   });
 

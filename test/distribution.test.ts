@@ -142,7 +142,7 @@ describe('keys lead with tenant_id', () => {
 });
 
 describe('the rules fail when they should', () => {
-  it('on a key that does not lead with tenant_id, a global unique key and a table pointing into tenants without tenant_id', async () => {
+  it('on a key that does not lead with tenant_id, a global unique key and a table pointing into tenants without tenant_id (and place new tables unasked)', async () => {
     await db.query('begin');
     try {
       await db.query(`create table app_public.zz_bad (
@@ -156,6 +156,11 @@ describe('the rules fail when they should', () => {
                         owner_tenant uuid not null,
                         document_id uuid not null,
                         foreign key (owner_tenant, document_id) references app_public.documents (tenant_id, id))`);
+      // A platform table that a tenant table references is placed without anyone listing it (e.g. the fleet's).
+      await db.query(`create table app_public.zz_servers (id uuid primary key, name text not null unique)`);
+      await db.query(`create table app_public.zz_placements (
+                        tenant_id uuid not null references app_public.tenants (id), id uuid not null,
+                        server_id uuid not null references app_public.zz_servers (id), primary key (tenant_id, id))`);
       const f = await readCatalogue(db);
       const p = planDistribution(f);
       expect(primaryKeyViolations(f, p)).toEqual(['app_public.zz_bad: primary key (id) does not lead with tenant_id']);
@@ -163,6 +168,8 @@ describe('the rules fail when they should', () => {
         'app_public.zz_bad zz_bad_document_id_tenant_id_fkey: (document_id, tenant_id) → app_public.documents (id, tenant_id) does not lead with tenant_id → tenant_id',
       ]);
       expect(uniquenessViolations(f, p).map((u) => u.key).filter((k) => k.includes('zz_'))).toEqual(['app_public.zz_bad (code)', 'app_public.zz_bad (id)']);
+      expect(p.placements.get('app_public.zz_servers')).toEqual({ kind: 'reference', why: 'referenced by app_public.zz_placements (zz_placements_server_id_fkey)' });
+      expect(p.placements.get('app_public.zz_placements')).toEqual({ kind: 'distributed', column: 'tenant_id', root: false });
       expect(p.ambiguous).toEqual([
         'app_private.zz_orphan has no tenant_id but references app_public.documents (zz_orphan_owner_tenant_document_id_fkey): add tenant_id (distributed) or drop the reference',
       ]);

@@ -325,7 +325,7 @@ describe('garbage context reads as no context: zero rows, no error', () => {
   }
 
   /** Readable by everyone by design: plans, and the permission catalogue with its role sets (sql/0018). */
-  const PUBLIC_TABLES = new Set(['app_public.plans', 'app_public.permissions', 'app_public.builtin_roles', 'app_public.role_templates', 'app_public.platform_roles']);
+  const PUBLIC_TABLES = new Set(['app_public.plans', 'app_public.permissions', 'app_public.builtin_roles', 'app_public.role_templates', 'app_public.platform_roles', 'app_public.site_plans']);
   it('app.user_id not a uuid: every table answers, none but the public catalogues (plans, permissions, roles) shows a row', async () => {
     const tables = await tablesWithRows();
     expect(tables.length).toBeGreaterThan(10);

@@ -22,6 +22,7 @@ export const PLATFORM_PERMISSIONS = [
   'platform.users:read', 'platform.users:write',
   'platform.audit:read',
   'platform.support:read',
+  'platform.fleet:read', 'platform.fleet:write',
 ] as const;
 
 export type TenantPermission = (typeof TENANT_PERMISSIONS)[number];

@@ -21,6 +21,8 @@ const CreateSiteInput = z.object({
     .default([])
     .refine((apps) => apps.every((a) => a in APPS), { message: `unknown app: available apps are ${Object.keys(APPS).join(', ')}` })
     .transform((apps) => [...new Set(apps)]),
+  cluster: slug.optional(),
+  plan: z.string().max(31).optional(),
 });
 
 export const SITE_PROVISION_ATTEMPTS = 3;
@@ -38,6 +40,11 @@ export function createSite(ctx: Context, tenantId: string, raw: unknown) {
     const tenant = await ctx.db.tenant.findUniqueOrThrow({ where: { id: tenantId }, select: { plan: { select: { name: true, maxSites: true } } } });
     const active = await ctx.db.site.count({ where: { tenantId, status: { not: 'DELETED' } } });
     if (active >= tenant.plan.maxSites) throw quotaExceeded(`the ${tenant.plan.name} plan allows ${tenant.plan.maxSites} sites`);
+    // The cluster named (an enabled one: the only ones a tenant sees), or the default one.
+    const cluster = await ctx.db.cluster.findFirst({ where: input.cluster ? { name: input.cluster, enabled: true } : { isDefault: true }, select: { id: true } });
+    if (!cluster) throw badInput('cluster', input.cluster ? `no enabled cluster is named "${input.cluster}"` : 'no default cluster is configured');
+    const plan = await ctx.db.sitePlan.findFirst({ where: input.plan ? { id: input.plan } : { isDefault: true }, select: { id: true } });
+    if (!plan) throw badInput('plan', input.plan ? `no site plan is named "${input.plan}"` : 'no default site plan is configured');
     const site = await ctx.db.site
       .create({
         data: {
@@ -47,6 +54,8 @@ export function createSite(ctx: Context, tenantId: string, raw: unknown) {
           domain: `${input.name}.${ctx.services.config.sites.baseDomain}`,
           apps: input.apps,
           createdBy: ctx.userId,
+          clusterId: cluster.id,
+          planId: plan.id,
         },
       })
       .catch((e) => translateDatabaseError(e, { uniqueViolation: conflict(`the site name "${input.name}" is taken`, 'name') }));

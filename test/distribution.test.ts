@@ -49,6 +49,10 @@ const GLOBALLY_UNIQUE: Record<string, DocException> = {
     why: 'a PostgreSQL schema name on a database server',
     citus: '`(tenant_id, schema_name)`: the name is `site_<site uuid hex>` (enforced by the lifecycle trigger), so per-tenant uniqueness loses nothing',
   },
+  'app_public.sites (login_role)': {
+    why: 'the site’s LOGIN role on its database server, where role names are global',
+    citus: '`(tenant_id, login_role)`: the name is `site_<site uuid hex>` (its check constraint), unique with the site',
+  },
   'app_public.tenant_schemas (schema_name)': {
     why: 'the same schema name, recorded once',
     citus: '`(tenant_id, schema_name)`, the primary key already',

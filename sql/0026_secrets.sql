@@ -4,9 +4,11 @@
 -- (src/secrets/envelope.ts). Each value is sealed in TypeScript as
 --   tpsec:v1:<key id>:<the data key wrapped by the master key>:<the value encrypted with the data key>
 -- (AES-256-GCM both times, bound to `<kind>:<ref>`), so the database only ever holds ciphertext. The master key comes
--- from SECRETS_KEY (then only its id is recorded here) or is generated on first start and kept here. Neither table
--- is reachable by the request role: no grant, RLS forced without a policy for it. Requests store a value they sealed
--- through the two definer functions below, which check the caller's permission; nothing lets a request read one.
+-- from SECRETS_KEY (then only its id is recorded here) or is generated on first start and kept here. Site passwords
+-- are tenant rows (app_private.site_secrets, keyed by the site's (tenant_id, id) as docs/scale-out.md wants every
+-- tenant table); fleet secrets are platform rows (app_private.secrets, by (kind, ref)). No table here is reachable by
+-- the request role: no grant, RLS forced without a policy for it. Requests store a value they sealed through the two
+-- definer functions below, which check the caller's permission; nothing lets a request read one back.
 
 -- Master keys: generated ones with their material, SECRETS_KEY ones by id only (key null). A value's key id must be
 -- a row here (the foreign key below), so a key is never deleted while a value needs it, and a process still sealing
@@ -25,34 +27,47 @@ create unique index secret_keys_one_current on app_private.secret_keys ((true)) 
 alter table app_private.secret_keys enable row level security;
 alter table app_private.secret_keys force row level security;
 
+-- Fleet secrets (database server passwords, storage secret keys, registry passwords): platform rows, no tenant.
 create table app_private.secrets (
-  kind       text not null check (kind in ('site-password', 'database-server-password', 'storage-secret-key', 'registry-password')),
+  kind       text not null check (kind in ('database-server-password', 'storage-secret-key', 'registry-password')),
   ref        uuid not null,
-  tenant_id  uuid references app_public.tenants (id) on delete cascade,
   key_id     text not null references app_private.secret_keys (id),
   sealed     text not null check (length(sealed) <= 8192 and sealed ~ '^tpsec:v1:[0-9a-f]{12}:[A-Za-z0-9_-]{80}:[A-Za-z0-9_-]{38,}$'),
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   primary key (kind, ref),
-  check (key_id = split_part(sealed, ':', 3)),
-  -- A site's password belongs to the site's tenant; fleet secrets to no tenant.
-  check ((kind = 'site-password') = (tenant_id is not null))
+  check (key_id = split_part(sealed, ':', 3))
 );
-comment on table app_private.secrets is 'Sealed secrets (AES-256-GCM envelopes bound to kind:ref); plaintext never reaches the database.';
+comment on table app_private.secrets is 'Sealed fleet secrets (AES-256-GCM envelopes bound to kind:ref); plaintext never reaches the database.';
 create index secrets_key on app_private.secrets (key_id);
-create index secrets_tenant on app_private.secrets (tenant_id) where tenant_id is not null;
 alter table app_private.secrets enable row level security;
 alter table app_private.secrets force row level security;
 
--- Upsert of a sealed value for the definer functions below (not granted: they check the caller first). A value is
--- never moved to another tenant: a ref held by another tenant's row is refused, not overwritten.
-create function app_private.store_secret(p_kind text, p_ref uuid, p_tenant_id uuid, p_sealed text) returns void
-  language plpgsql volatile security definer
+-- Site passwords (kind 'site-password' in TypeScript): tenant rows, keyed and co-located like the site they belong
+-- to (docs/scale-out.md), and gone with it. Sealed for `site-password:<site id>`.
+create table app_private.site_secrets (
+  tenant_id  uuid not null,
+  site_id    uuid not null,
+  key_id     text not null references app_private.secret_keys (id),
+  sealed     text not null check (length(sealed) <= 8192 and sealed ~ '^tpsec:v1:[0-9a-f]{12}:[A-Za-z0-9_-]{80}:[A-Za-z0-9_-]{38,}$'),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  primary key (tenant_id, site_id),
+  foreign key (tenant_id, site_id) references app_public.sites (tenant_id, id) on delete cascade,
+  check (key_id = split_part(sealed, ':', 3))
+);
+comment on table app_private.site_secrets is 'Sealed site passwords (AES-256-GCM envelopes bound to site-password:<site id>).';
+create index site_secrets_key on app_private.site_secrets (key_id);
+alter table app_private.site_secrets enable row level security;
+alter table app_private.site_secrets force row level security;
+
+-- What the definer functions below check of a value before storing it (not granted: they check the caller first).
+create function app_private.check_sealed(p_sealed text) returns text
+  language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
   as $$
 declare
   v_key_id text := split_part(p_sealed, ':', 3);
-  v_stored int;
 begin
   if p_sealed is null or p_sealed !~ '^tpsec:v1:[0-9a-f]{12}:[A-Za-z0-9_-]{80}:[A-Za-z0-9_-]{38,}$' or length(p_sealed) > 8192 then
     raise exception 'not a sealed secret' using errcode = 'TPIN0';
@@ -61,18 +76,10 @@ begin
     -- The process sealed under a key a rotation has since deleted: it reloads its keys, the client tries again.
     raise exception 'the secrets key was rotated meanwhile: try again' using errcode = 'TPCF0';
   end if;
-  insert into app_private.secrets as s (kind, ref, tenant_id, key_id, sealed)
-  values (p_kind, p_ref, p_tenant_id, v_key_id, p_sealed)
-  on conflict (kind, ref) do update
-    set sealed = excluded.sealed, key_id = excluded.key_id, updated_at = now()
-    where s.tenant_id is not distinct from excluded.tenant_id;
-  get diagnostics v_stored = row_count;
-  if v_stored = 0 then
-    raise exception 'not found' using errcode = 'TPNF0';
-  end if;
+  return v_key_id;
 end
 $$;
-revoke execute on function app_private.store_secret(text, uuid, uuid, text) from public;
+revoke execute on function app_private.check_sealed(text) from public;
 
 -- A request stores the password it generated for a site of a tenant where the caller may write sites.
 create function app.put_site_secret(p_tenant_id uuid, p_site_id uuid, p_sealed text) returns void
@@ -87,7 +94,9 @@ begin
   if p_site_id is null or not exists (select 1 from app_public.sites s where s.tenant_id = p_tenant_id and s.id = p_site_id and s.status <> 'DELETED') then
     raise exception 'site not found' using errcode = 'TPNF0';
   end if;
-  perform app_private.store_secret('site-password', p_site_id, p_tenant_id, p_sealed);
+  insert into app_private.site_secrets as s (tenant_id, site_id, key_id, sealed)
+  values (p_tenant_id, p_site_id, app_private.check_sealed(p_sealed), p_sealed)
+  on conflict (tenant_id, site_id) do update set sealed = excluded.sealed, key_id = excluded.key_id, updated_at = now();
 end
 $$;
 revoke execute on function app.put_site_secret(uuid, uuid, text) from public;
@@ -108,7 +117,9 @@ begin
   if p_ref is null then
     raise exception 'a fleet secret needs the id of what it belongs to' using errcode = 'TPIN0';
   end if;
-  perform app_private.store_secret(p_kind, p_ref, null, p_sealed);
+  insert into app_private.secrets as s (kind, ref, key_id, sealed)
+  values (p_kind, p_ref, app_private.check_sealed(p_sealed), p_sealed)
+  on conflict (kind, ref) do update set sealed = excluded.sealed, key_id = excluded.key_id, updated_at = now();
 end
 $$;
 revoke execute on function app.put_fleet_secret(text, uuid, text) from public;
@@ -117,6 +128,7 @@ grant execute on function app.put_fleet_secret(text, uuid, text) to tenantplane_
 -- Down Migration
 drop function app.put_fleet_secret(text, uuid, text);
 drop function app.put_site_secret(uuid, uuid, text);
-drop function app_private.store_secret(text, uuid, uuid, text);
+drop function app_private.check_sealed(text);
+drop table app_private.site_secrets;
 drop table app_private.secrets;
 drop table app_private.secret_keys;

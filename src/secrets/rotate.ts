@@ -3,13 +3,34 @@ import type pg from 'pg';
 import { SecretBox, SecretError, keyIdOf, readKeyRows, sealedKeyId, type KeyMode, type SecretBoxOptions } from './envelope.ts';
 import { secretContext, type SecretKind } from './store.ts';
 
+/** Every table of sealed values: how to read its rows as (kind, ref) and how to update one. */
+const TABLES = [
+  {
+    select: `select 'site-password' as kind, site_id::text as ref, tenant_id::text as tenant, sealed from app_private.site_secrets order by tenant_id, site_id`,
+    update: `update app_private.site_secrets set sealed = $3, key_id = $4 where tenant_id = $1 and site_id = $2`,
+    key: (v: Value) => [v.tenant, v.ref],
+  },
+  {
+    select: `select kind, ref::text as ref, null as tenant, sealed from app_private.secrets order by kind, ref`,
+    update: `update app_private.secrets set sealed = $3, key_id = $4 where kind = $1 and ref = $2`,
+    key: (v: Value) => [v.kind, v.ref],
+  },
+];
+interface Value {
+  kind: SecretKind;
+  ref: string;
+  tenant: string | null;
+  sealed: string;
+}
+const USED = `exists (select 1 from app_private.site_secrets s where s.key_id = k.id) or exists (select 1 from app_private.secrets s where s.key_id = k.id)`;
+
 export interface RotationReport {
   mode: KeyMode;
   /** The key every value is wrapped under now. */
   keyId: string;
   /** Generated mode: the key this run retired (null on a database that had none). Env mode: null. */
   retiredKeyId: string | null;
-  /** Values in app_private.secrets. */
+  /** Values stored (site passwords and fleet secrets). */
   values: number;
   /** Values whose data key was wrapped again under `keyId` (their ciphertext is untouched). */
   rewrapped: number;
@@ -42,7 +63,7 @@ export async function rotateSecrets(ownerPool: pg.Pool, opts: SecretBoxOptions =
   try {
     await client.query('begin');
     // Writers (putSecret, the definer functions, a first start generating a key) wait for the rotation; readers don't.
-    await client.query('lock table app_private.secret_keys, app_private.secrets in exclusive mode');
+    await client.query('lock table app_private.secret_keys, app_private.site_secrets, app_private.secrets in exclusive mode');
     const mode: KeyMode = opts.key ? 'env' : 'generated';
     let retiredKeyId: string | null = null;
     if (mode === 'generated') {
@@ -57,26 +78,29 @@ export async function rotateSecrets(ownerPool: pg.Pool, opts: SecretBoxOptions =
     const keyId = box.currentKeyId;
     if (mode === 'env') await client.query(`insert into app_private.secret_keys (id, source) values ($1, 'env') on conflict do nothing`, [keyId]);
 
-    const { rows: values } = await client.query<{ kind: SecretKind; ref: string; sealed: string }>(`select kind, ref, sealed from app_private.secrets order by kind, ref`);
-    const report: RotationReport = { mode, keyId, retiredKeyId, values: values.length, rewrapped: 0, alreadyCurrent: 0, remaining: {}, unreadable: 0, deletedKeys: [], keptKeys: [] };
-    for (const v of values) {
-      const from = sealedKeyId(v.sealed) ?? 'malformed';
-      try {
-        const sealed = box.rewrap(v.sealed, secretContext(v.kind, v.ref));
-        if (sealed === v.sealed) {
-          report.alreadyCurrent++;
-          continue;
+    const report: RotationReport = { mode, keyId, retiredKeyId, values: 0, rewrapped: 0, alreadyCurrent: 0, remaining: {}, unreadable: 0, deletedKeys: [], keptKeys: [] };
+    for (const table of TABLES) {
+      const { rows: values } = await client.query<Value>(table.select);
+      report.values += values.length;
+      for (const v of values) {
+        const from = sealedKeyId(v.sealed) ?? 'malformed';
+        try {
+          const sealed = box.rewrap(v.sealed, secretContext(v.kind, v.ref));
+          if (sealed === v.sealed) {
+            report.alreadyCurrent++;
+            continue;
+          }
+          await client.query(table.update, [...table.key(v), sealed, keyId]);
+          report.rewrapped++;
+        } catch (e) {
+          if (!(e instanceof SecretError)) throw e;
+          if (e.code !== 'unknown-key') report.unreadable++;
+          report.remaining[from] = (report.remaining[from] ?? 0) + 1;
         }
-        await client.query(`update app_private.secrets set sealed = $3, key_id = $4 where kind = $1 and ref = $2`, [v.kind, v.ref, sealed, keyId]);
-        report.rewrapped++;
-      } catch (e) {
-        if (!(e instanceof SecretError)) throw e;
-        if (e.code !== 'unknown-key') report.unreadable++;
-        report.remaining[from] = (report.remaining[from] ?? 0) + 1;
       }
     }
     const { rows: deleted } = await client.query<{ id: string }>(
-      `delete from app_private.secret_keys k where k.id <> $1 and not exists (select 1 from app_private.secrets s where s.key_id = k.id) returning id`,
+      `delete from app_private.secret_keys k where k.id <> $1 and not (${USED}) returning id`,
       [keyId],
     );
     report.deletedKeys = deleted.map((r) => r.id).sort();

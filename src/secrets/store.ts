@@ -4,47 +4,63 @@ import { translateDatabaseError } from '../graphql/errors.ts';
 import type { SecretBox } from './envelope.ts';
 
 /**
- * Sealed values in app_private.secrets (sql/0026_secrets.sql), one per (kind, ref), sealed for `${kind}:${ref}` so a
- * value copied onto another row does not open. Workers use the privileged owner pool (putSecret, getSecret,
- * deleteSecret); requests, as the request role, store a value they sealed through the definer functions
- * (putSiteSecret, putFleetSecret), and can never read one back.
+ * Stored sealed values (sql/0026_secrets.sql), one per (kind, ref), sealed for `${kind}:${ref}` so a value copied onto
+ * another row does not open. Site passwords are tenant rows (app_private.site_secrets, by the site's tenant and id:
+ * a site password is always named with its tenant); fleet secrets are platform rows (app_private.secrets, by kind and
+ * ref). Workers use the privileged owner pool (putSecret, getSecret, deleteSecret); requests, as the request role,
+ * store a value they sealed through the definer functions (putSiteSecret, putFleetSecret), and never read one back.
  */
 export const SECRET_KINDS = ['site-password', 'database-server-password', 'storage-secret-key', 'registry-password'] as const;
 export type SecretKind = (typeof SECRET_KINDS)[number];
 export type FleetSecretKind = Exclude<SecretKind, 'site-password'>;
+export const FLEET_SECRET_KINDS: readonly FleetSecretKind[] = ['database-server-password', 'storage-secret-key', 'registry-password'];
 
 /** The AAD of a stored value: the row it belongs to. */
 export const secretContext = (kind: SecretKind, ref: string) => `${kind}:${ref}`;
 
-function checkKind(kind: string): asserts kind is SecretKind {
-  if (!(SECRET_KINDS as readonly string[]).includes(kind)) throw new TypeError(`unknown secret kind: ${kind}`);
+type Client = pg.ClientBase | pg.Pool;
+
+/** Where a (kind, ref[, tenant]) lives: the table, its key columns and their values. */
+function locate(kind: string, ref: string, tenantId: string | null | undefined) {
+  if (kind === 'site-password') {
+    if (!tenantId) throw new TypeError("a site password is named with its tenant: pass the site's tenant id");
+    return { table: 'app_private.site_secrets', keys: ['tenant_id', 'site_id'], values: [tenantId, ref] };
+  }
+  if (!(FLEET_SECRET_KINDS as readonly string[]).includes(kind)) throw new TypeError(`unknown secret kind: ${kind}`);
+  if (tenantId) throw new TypeError('a fleet secret belongs to no tenant');
+  return { table: 'app_private.secrets', keys: ['kind', 'ref'], values: [kind, ref] };
 }
 
 /** Seals and upserts a value (privileged connection). A site password needs its tenant. */
-export async function putSecret(client: pg.ClientBase | pg.Pool, box: SecretBox, kind: SecretKind, ref: string, plaintext: string, tenantId?: string | null): Promise<void> {
-  checkKind(kind);
-  if ((kind === 'site-password') !== Boolean(tenantId)) throw new TypeError(kind === 'site-password' ? 'a site password needs its tenant' : 'a fleet secret belongs to no tenant');
+export async function putSecret(client: Client, box: SecretBox, kind: 'site-password', ref: string, plaintext: string, tenantId: string): Promise<void>;
+export async function putSecret(client: Client, box: SecretBox, kind: FleetSecretKind, ref: string, plaintext: string): Promise<void>;
+export async function putSecret(client: Client, box: SecretBox, kind: SecretKind, ref: string, plaintext: string, tenantId?: string): Promise<void> {
+  const at = locate(kind, ref, tenantId);
   await box.ensureCurrent();
   const sealed = box.seal(plaintext, secretContext(kind, ref));
   await client.query(
-    `insert into app_private.secrets (kind, ref, tenant_id, key_id, sealed) values ($1, $2, $3, $4, $5)
-     on conflict (kind, ref) do update set tenant_id = excluded.tenant_id, key_id = excluded.key_id, sealed = excluded.sealed, updated_at = now()`,
-    [kind, ref, tenantId ?? null, box.currentKeyId, sealed],
+    `insert into ${at.table} (${at.keys.join(', ')}, key_id, sealed) values ($1, $2, $3, $4)
+     on conflict (${at.keys.join(', ')}) do update set key_id = excluded.key_id, sealed = excluded.sealed, updated_at = now()`,
+    [...at.values, box.currentKeyId, sealed],
   );
 }
 
 /** The plaintext, or null when there is none (privileged connection). A value that does not open throws a SecretError. */
-export async function getSecret(client: pg.ClientBase | pg.Pool, box: SecretBox, kind: SecretKind, ref: string): Promise<string | null> {
-  checkKind(kind);
-  const { rows } = await client.query<{ sealed: string }>(`select sealed from app_private.secrets where kind = $1 and ref = $2`, [kind, ref]);
+export async function getSecret(client: Client, box: SecretBox, kind: 'site-password', ref: string, tenantId: string): Promise<string | null>;
+export async function getSecret(client: Client, box: SecretBox, kind: FleetSecretKind, ref: string): Promise<string | null>;
+export async function getSecret(client: Client, box: SecretBox, kind: SecretKind, ref: string, tenantId?: string): Promise<string | null> {
+  const at = locate(kind, ref, tenantId);
+  const { rows } = await client.query<{ sealed: string }>(`select sealed from ${at.table} where ${at.keys[0]} = $1 and ${at.keys[1]} = $2`, at.values);
   if (!rows[0]) return null;
   return box.openWithReload(rows[0].sealed, secretContext(kind, ref));
 }
 
-/** Deletes a value; whether there was one (privileged connection). */
-export async function deleteSecret(client: pg.ClientBase | pg.Pool, kind: SecretKind, ref: string): Promise<boolean> {
-  checkKind(kind);
-  const r = await client.query(`delete from app_private.secrets where kind = $1 and ref = $2`, [kind, ref]);
+/** Deletes a value; whether there was one (privileged connection). A site's password also goes with its site row. */
+export async function deleteSecret(client: Client, kind: 'site-password', ref: string, tenantId: string): Promise<boolean>;
+export async function deleteSecret(client: Client, kind: FleetSecretKind, ref: string): Promise<boolean>;
+export async function deleteSecret(client: Client, kind: SecretKind, ref: string, tenantId?: string): Promise<boolean> {
+  const at = locate(kind, ref, tenantId);
+  const r = await client.query(`delete from ${at.table} where ${at.keys[0]} = $1 and ${at.keys[1]} = $2`, at.values);
   return (r.rowCount ?? 0) > 0;
 }
 
@@ -60,7 +76,7 @@ export async function putSiteSecret(tx: Tx, box: SecretBox, tenantId: string, si
 
 /** In a request by platform staff: seals and stores a fleet secret through app.put_fleet_secret (platform.fleet:write). */
 export async function putFleetSecret(tx: Tx, box: SecretBox, kind: FleetSecretKind, ref: string, plaintext: string): Promise<void> {
-  checkKind(kind);
+  locate(kind, ref, null);
   await box.ensureCurrent();
   const sealed = box.seal(plaintext, secretContext(kind, ref));
   await tx.$executeRaw`select app.put_fleet_secret(${kind}, ${ref}::uuid, ${sealed})`.catch((e) => translateDatabaseError(e));

@@ -12,6 +12,7 @@ import { Authenticator } from './auth/context.ts';
 import { SessionRevocations } from './auth/revocations.ts';
 import { ApiKeyVerifier } from './auth/api-keys.ts';
 import { SecretBox } from './secrets/envelope.ts';
+import { getSecret } from './secrets/store.ts';
 import { EventHub } from './graphql/events.ts';
 import { startHttpServer } from './graphql/server.ts';
 import { requestServices, type WorkerServices } from './services.ts';
@@ -22,6 +23,8 @@ import { Jobs } from './jobs/queue.ts';
 import { QUEUES } from './jobs/registry.ts';
 import { Metrics } from './observability/metrics.ts';
 import { createLogger } from './observability/logger.ts';
+import { FleetConnections } from './modules/fleet/connections.ts';
+import { managedSitesDatabase, registerManagedEndpoints } from './modules/fleet/managed.ts';
 
 export interface RunningApp {
   url: string;
@@ -40,16 +43,16 @@ export async function resolveDatabase(config: Config, log: pino.Logger): Promise
 }
 
 /** S3_ENDPOINT, or an embedded s3rver under DATA_DIR/s3 (its keys are s3rver's own: it checks no signature). */
-export async function resolveStorage(config: Config, log: pino.Logger): Promise<{ storage: Storage; embedded?: EmbeddedS3 }> {
+export async function resolveStorage(config: Config, log: pino.Logger): Promise<{ storage: Storage; endpoint: string; accessKeyId: string; embedded?: EmbeddedS3 }> {
   const s = config.storage;
   if (s.endpoint) {
     const storage = new Storage({ endpoint: s.endpoint, region: s.region, accessKeyId: s.accessKeyId!, secretAccessKey: s.secretAccessKey!, bucket: s.bucket });
-    return { storage };
+    return { storage, endpoint: s.endpoint, accessKeyId: s.accessKeyId! };
   }
   const embedded = await startEmbeddedS3(path.join(config.dataDir, 's3'), s.embeddedPort, s.bucket);
   log.info({ endpoint: embedded.endpoint }, 'embedded S3 started');
   const storage = new Storage({ endpoint: embedded.endpoint, region: s.region, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', bucket: s.bucket });
-  return { storage, embedded };
+  return { storage, endpoint: embedded.endpoint, accessKeyId: 'S3RVER', embedded };
 }
 
 /** Starts the whole API: database (embedded or DATABASE_URL), migrations, keys, HTTP + WebSocket on one port. */
@@ -67,6 +70,15 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
     const ownerPool = new pg.Pool({ connectionString: url, max: 4, application_name: 'tenantplane-owner', connectionTimeoutMillis: 10_000, keepAlive: true });
     survivePoolFaults(ownerPool, (err) => log.warn({ reason: describeFailure(err) }, 'owner connection lost'));
     cleanup.push(() => ownerPool.end());
+    await registerManagedEndpoints(ownerPool, {
+      databaseUrl: url,
+      sitesDatabase: managedSitesDatabase(url, config.sites.database),
+      appRole: config.database.appRole,
+      storage,
+      storageEndpoint: resolved.endpoint,
+      storageRegion: config.storage.region,
+      accessKeyId: resolved.accessKeyId,
+    });
     const tokens = await AccessTokens.load(ownerPool, {
       issuer: config.auth.issuer,
       audience: config.auth.audience,
@@ -110,6 +122,9 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
     events.onAnyApiKeyRevoked((id) => apiKeys.forget(id));
     cleanup.unshift(() => apiKeys.flush());
     const secrets = await SecretBox.load(ownerPool, { key: config.secrets.key, previousKeys: config.secrets.previousKeys, log });
+    // The fleet's credentials are sealed in app_private.secrets; the managed endpoints' come from this configuration.
+    const fleet = new FleetConnections(ownerPool, { databaseUrl: url, storage }, (kind, ref) => getSecret(ownerPool, secrets, kind, ref), log);
+    cleanup.push(() => fleet.close());
     const jobs = new Jobs(url, config, QUEUES, log);
     await jobs.start();
     cleanup.unshift(() => jobs.stop());
@@ -123,6 +138,7 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
       events,
       storage,
       jobs,
+      fleet,
       log,
       metrics,
       secrets,

@@ -62,6 +62,8 @@ const Env = z.object({
   /** Sites get `<name>.<BASE_DOMAIN>` by default; soft-deleted sites are purged after SITE_RETENTION_DAYS. */
   BASE_DOMAIN: z.string().regex(/^[a-z0-9.-]+$/).default('sites.localhost'),
   SITE_RETENTION_DAYS: z.coerce.number().int().min(0).default(30),
+  /** The sites database on the deployment's own PostgreSQL (the managed database server): default `<control-plane database>_sites`. */
+  SITES_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lowercase PostgreSQL identifier').optional(),
   /** A deleted tenant is purged (rows, objects, site schemas, backups) this long after deleteTenant; 0: at once. */
   TENANT_RETENTION_DAYS: z.coerce.number().int().min(0).max(3650).default(30),
   /** Backups are kept BACKUP_RETENTION_DAYS; the daily backup of every healthy site runs on BACKUP_CRON (UTC). */
@@ -150,7 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     httpProcesses: e.HTTP_PROCESSES === 'auto' ? os.availableParallelism() : e.HTTP_PROCESSES,
     jobsSuperviseSeconds: e.JOBS_SUPERVISE_SECONDS,
     jobStepDelayMs: e.JOB_STEP_DELAY_MS,
-    sites: { baseDomain: e.BASE_DOMAIN, retentionDays: e.SITE_RETENTION_DAYS },
+    sites: { baseDomain: e.BASE_DOMAIN, retentionDays: e.SITE_RETENTION_DAYS, database: e.SITES_DATABASE },
     tenants: { retentionDays: e.TENANT_RETENTION_DAYS },
     backups: { retentionDays: e.BACKUP_RETENTION_DAYS, cron: e.BACKUP_CRON },
     logLevel: e.LOG_LEVEL,

@@ -10,6 +10,7 @@ import type { Storage } from './storage/s3.ts';
 import type { Jobs } from './jobs/queue.ts';
 import type { Metrics } from './observability/metrics.ts';
 import type { SecretBox } from './secrets/envelope.ts';
+import type { FleetConnections } from './modules/fleet/connections.ts';
 
 /**
  * What request code (resolvers, the services they call, subscriptions) may use. Every database access goes
@@ -42,6 +43,8 @@ export interface WorkerServices extends RequestServices {
    */
   ownerPool: pg.Pool;
   jobs: Jobs;
+  /** Pools on the fleet's database servers (as their admin logins) and each cluster's storage: where sites live. */
+  fleet: FleetConnections;
 }
 
 /** The request-only view of the services: a new object, so the worker-only ones are not reachable at run time either. */

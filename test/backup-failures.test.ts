@@ -19,6 +19,7 @@ let s3Dir: string;
 let owner: TestUser;
 let tenant: { id: string; slug: string };
 let sql: pg.Client;
+let siteSql: pg.Client;
 let workers: WorkerProcesses;
 
 
@@ -31,7 +32,7 @@ async function healthySite(name: string) {
   const siteUuid = rowUuid(c.createSite.site.id);
   await poll(async () => (await sql.query(`select status from app_public.sites where id = $1`, [siteUuid])).rows[0]?.status === 'HEALTHY', 30_000, 'site healthy');
   const schema = (await sql.query(`select schema_name from app_public.sites where id = $1`, [siteUuid])).rows[0].schema_name;
-  await sql.query(`insert into "${schema}".notes (title, body) select 'n' || g, repeat(md5(g::text), 40) from generate_series(1, 20000) g`);
+  await siteSql.query(`insert into "${schema}".notes (title, body) select 'n' || g, repeat(md5(g::text), 40) from generate_series(1, 20000) g`);
   return { id: c.createSite.site.id as string, uuid: siteUuid, schema };
 }
 
@@ -44,11 +45,14 @@ beforeAll(async () => {
   tenant = await createTenant(owner, 'failures');
   sql = new pg.Client({ connectionString: app.databaseUrl });
   await sql.connect();
+  siteSql = new pg.Client({ connectionString: app.sitesDatabaseUrl });
+  await siteSql.connect();
   await sql.query(`update app_public.tenants set plan_id = 'pro' where slug = $1`, [tenant.slug]);
 });
 afterAll(async () => {
   workers?.killAll();
   await sql?.end();
+  await siteSql?.end();
   await app?.stop();
   await s3?.stop().catch(() => undefined);
   fs.rmSync(s3Dir, { recursive: true, force: true });

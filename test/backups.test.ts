@@ -11,6 +11,7 @@ let app: TestApp;
 let owner: TestUser, outsider: TestUser;
 let tenant: { id: string; slug: string }, other: { id: string; slug: string };
 let sql: pg.Client;
+let siteSql: pg.Client;
 
 const CREATE = `mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id } job { id } } }`;
 const BACKUP = `mutation($s: ID!) { backupSite(siteId: $s) { backup { id status } job { id } } }`;
@@ -32,7 +33,7 @@ async function until(user: TestUser, id: string, ok: (n: any) => boolean, ms = 3
 
 async function dump(schema: string) {
   const out: Record<string, unknown[]> = {};
-  for (const t of ['notes', 'contacts', 'deals']) out[t] = (await sql.query(`select * from "${schema}"."${t}" order by id`)).rows;
+  for (const t of ['notes', 'contacts', 'deals']) out[t] = (await siteSql.query(`select * from "${schema}"."${t}" order by id`)).rows;
   return JSON.parse(JSON.stringify(out));
 }
 
@@ -49,6 +50,8 @@ beforeAll(async () => {
   other = await createTenant(outsider, 'bk-other');
   sql = new pg.Client({ connectionString: app.databaseUrl });
   await sql.connect();
+  siteSql = new pg.Client({ connectionString: app.sitesDatabaseUrl });
+  await siteSql.connect();
   await sql.query(`update app_public.tenants set plan_id = 'pro' where slug = $1`, [tenant.slug]);
   const c = (await owner.gql.ok(CREATE, { i: { tenantId: tenant.id, name: `bk-${process.pid}`, displayName: 'Backed up', apps: ['notes', 'crm'] } })).createSite;
   siteId = c.site.id;
@@ -57,13 +60,14 @@ beforeAll(async () => {
   siteUuid = rowUuid(siteId);
   tenantUuid = (await sql.query(`select tenant_id from app_public.sites where id = $1`, [siteUuid])).rows[0].tenant_id;
   // Real data: unicode, NULLs, numerics, arrays, a few thousand rows.
-  await sql.query(`insert into "${schema}".notes (title, body, tags) select 'note ' || g, repeat('é✓ ', g % 50), array['t' || (g % 7)] from generate_series(1, 3000) g`);
-  await sql.query(`insert into "${schema}".contacts (name, email, company) values ('Ada', 'ada@example.com', null), ('Grace', null, 'Navy')`);
-  await sql.query(`insert into "${schema}".deals (contact_id, amount, stage) select c.id, 1234.56, 'won' from "${schema}".contacts c`);
+  await siteSql.query(`insert into "${schema}".notes (title, body, tags) select 'note ' || g, repeat('é✓ ', g % 50), array['t' || (g % 7)] from generate_series(1, 3000) g`);
+  await siteSql.query(`insert into "${schema}".contacts (name, email, company) values ('Ada', 'ada@example.com', null), ('Grace', null, 'Navy')`);
+  await siteSql.query(`insert into "${schema}".deals (contact_id, amount, stage) select c.id, 1234.56, 'won' from "${schema}".contacts c`);
   await app.services.storage.client.send(new PutObjectCommand({ Bucket: app.services.config.storage.bucket, Key: `tenants/${tenantUuid}/sites/${siteUuid}/files/logo.txt`, Body: 'original logo' }));
 });
 afterAll(async () => {
   await sql?.end();
+  await siteSql?.end();
   await app?.stop();
 });
 
@@ -87,8 +91,8 @@ describe('backup and restore', () => {
   });
 
   it('write more data, restore → the data equals the backup’s row by row, files included', async () => {
-    await sql.query(`insert into "${schema}".notes (title) values ('after the backup')`);
-    await sql.query(`delete from "${schema}".contacts where name = 'Grace'`);
+    await siteSql.query(`insert into "${schema}".notes (title) values ('after the backup')`);
+    await siteSql.query(`delete from "${schema}".contacts where name = 'Grace'`);
     await app.services.storage.client.send(new PutObjectCommand({ Bucket: app.services.config.storage.bucket, Key: `tenants/${tenantUuid}/sites/${siteUuid}/files/logo.txt`, Body: 'changed logo' }));
     await app.services.storage.client.send(new PutObjectCommand({ Bucket: app.services.config.storage.bucket, Key: `tenants/${tenantUuid}/sites/${siteUuid}/files/new.txt`, Body: 'added later' }));
     expect(await dump(schema)).not.toEqual(snapshot);
@@ -103,8 +107,8 @@ describe('backup and restore', () => {
     const files = (await app.services.storage.list(`tenants/${tenantUuid}/sites/${siteUuid}/files/`)).map((o) => o.key.split('/files/')[1]).sort();
     expect(files).toEqual(['.keep', 'logo.txt']);
     // Still owned by the site's role, and no leftover schema.
-    expect((await sql.query(`select nspowner::regrole::text as o from pg_namespace where nspname = $1`, [schema])).rows[0].o).toBe(`${schema}_owner`);
-    expect((await sql.query(`select count(*)::int as n from pg_namespace where nspname like '%' || $1 || '%'`, [siteUuid.replace(/-/g, '')])).rows[0].n).toBe(1);
+    expect((await siteSql.query(`select nspowner::regrole::text as o from pg_namespace where nspname = $1`, [schema])).rows[0].o).toBe(`${schema}_owner`);
+    expect((await siteSql.query(`select count(*)::int as n from pg_namespace where nspname like '%' || $1 || '%'`, [siteUuid.replace(/-/g, '')])).rows[0].n).toBe(1);
   });
 
   it('one flipped byte in a part: the restore refuses with a checksum error and the site keeps its data', async () => {
@@ -115,7 +119,7 @@ describe('backup and restore', () => {
     const body = Buffer.from(await (await app.services.storage.client.send(new GetObjectCommand({ Bucket: bucket, Key: part.key }))).Body!.transformToByteArray());
     body[Math.floor(body.length / 2)] ^= 0x01;
     await app.services.storage.client.send(new PutObjectCommand({ Bucket: bucket, Key: part.key, Body: body }));
-    await sql.query(`insert into "${schema}".notes (title) values ('kept through the failed restore')`);
+    await siteSql.query(`insert into "${schema}".notes (title) values ('kept through the failed restore')`);
     const before = await dump(schema);
     const r = (await owner.gql.ok(RESTORE, { s: siteId, b: backupId })).restoreSite;
     const job = await until(owner, r.job.id, (n) => n.status === 'FAILED' || n.status === 'COMPLETED');
@@ -182,6 +186,6 @@ describe('exportTenant', () => {
     expect(result.prefix).toBe(`tenants/${tenantUuid}/exports/${rowUuid(job.id)}/`);
     const keys = (await app.services.storage.list(result.prefix)).map((o) => o.key);
     expect(keys).toContain(`${result.prefix}manifest.json`);
-    expect((await sql.query(`select count(*)::int as n from pg_namespace where nspname like 'export_%'`)).rows[0].n).toBe(0);
+    expect((await siteSql.query(`select count(*)::int as n from pg_namespace where nspname like 'export_%'`)).rows[0].n).toBe(0);
   });
 });

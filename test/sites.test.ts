@@ -11,10 +11,11 @@ let owner: TestUser, member: TestUser, outsider: TestUser;
 let tenant: { id: string; slug: string };
 let other: { id: string; slug: string };
 let sql: pg.Client;
+let siteSql: pg.Client;
 const clients: Client[] = [];
 
-const CREATE = `mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id name status domain apps } job { id status type progress } } }`;
-const SITE = `query($id: ID!) { node(id: $id) { ... on Site { id name status schemaName sizeBytes apps jobs { edges { node { id status progress step logs attempts } } } } } }`;
+const CREATE = `mutation($i: CreateSiteInput!) { createSite(input: $i) { password site { id name status domain apps } job { id status type progress } } }`;
+const SITE = `query($id: ID!) { node(id: $id) { ... on Site { id name status schemaName sizeBytes apps connection { host port database user sslMode } jobs { edges { node { id status progress step logs attempts } } } } } }`;
 
 function ws(token: string) {
   const c = createClient({ url: app.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0 });
@@ -42,11 +43,14 @@ beforeAll(async () => {
   await addMember(owner, tenant.id, member, 'MEMBER');
   sql = new pg.Client({ connectionString: app.databaseUrl });
   await sql.connect();
+  siteSql = new pg.Client({ connectionString: app.sitesDatabaseUrl });
+  await siteSql.connect();
   await sql.query(`update app_public.tenants set plan_id = 'pro' where slug = $1`, [tenant.slug]);
 });
 afterAll(async () => {
   for (const c of clients) await c.dispose();
   await sql?.end();
+  await siteSql?.end();
   await app?.stop();
 });
 
@@ -88,9 +92,9 @@ describe('site provisioning', () => {
     expect(site.sizeBytes).toBeGreaterThan(0);
     expect(site.jobs.edges[0].node).toMatchObject({ status: 'COMPLETED', progress: 100, attempts: 1 });
     // The schema holds the apps' tables and is owned by the site's own role.
-    const tables = await sql.query(`select table_name from information_schema.tables where table_schema = $1 order by 1`, [site.schemaName]);
+    const tables = await siteSql.query(`select table_name from information_schema.tables where table_schema = $1 order by 1`, [site.schemaName]);
     expect(tables.rows.map((r) => r.table_name)).toEqual(['contacts', 'deals', 'notes']);
-    const owners = await sql.query(`select nspowner::regrole::text as owner from pg_namespace where nspname = $1`, [site.schemaName]);
+    const owners = await siteSql.query(`select nspowner::regrole::text as owner from pg_namespace where nspname = $1`, [site.schemaName]);
     expect(owners.rows[0].owner).toBe(`${site.schemaName}_owner`);
     const recorded = await sql.query(`select owner_role, size_bytes from app_public.tenant_schemas where schema_name = $1`, [site.schemaName]);
     expect(recorded.rows[0].owner_role).toBe(`${site.schemaName}_owner`);
@@ -101,20 +105,84 @@ describe('site provisioning', () => {
     const b = (await owner.gql.ok(CREATE, { i: { tenantId: tenant.id, name: `iso-b-${process.pid}`, displayName: 'B', apps: ['notes'] } })).createSite;
     const sa = await waitForSite(owner, a.site.id, ['HEALTHY']);
     const sb = await waitForSite(owner, b.site.id, ['HEALTHY']);
-    await sql.query('begin');
+    expect(a.password).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    // The tenant's own application: the connection details and the password shown once.
+    expect(sa.connection).toMatchObject({ user: sa.schemaName, port: expect.any(Number), sslMode: 'disable' });
+    const appClient = new pg.Client({ ...pgConfig(sa.connection), password: a.password });
+    await appClient.connect();
     try {
-      await sql.query(`set local role "${sa.schemaName}_owner"`);
-      await sql.query(`insert into "${sa.schemaName}".notes (title) values ('mine')`);
-      for (const probe of [`select * from "${sb.schemaName}".notes`, `select * from app_public.tenants`, `select * from app_private.user_secrets`, `select * from app_public.documents`]) {
-        await sql.query('savepoint p');
-        await expect(sql.query(probe), probe).rejects.toThrow(/permission denied/);
-        await sql.query('rollback to savepoint p');
+      // It lands in its own schema as its owner role, and may create and write there.
+      expect((await appClient.query(`select current_user, current_schema()`)).rows[0]).toEqual({ current_user: `${sa.schemaName}_owner`, current_schema: sa.schemaName });
+      await appClient.query(`insert into notes (title) values ('mine')`);
+      await appClient.query(`create table mine (id int)`);
+      for (const probe of [`select * from "${sb.schemaName}".notes`, `create table "${sb.schemaName}".x (id int)`, `select * from public.nothing`, `set role "${sb.schemaName}_owner"`]) {
+        await expect(appClient.query(probe), probe).rejects.toThrow(/permission denied|does not exist/);
       }
+      // Its login role itself holds nothing (SET ROLE NONE: back to the session user; RESET ROLE goes back to the owner role).
+      await appClient.query(`set role none`);
+      await expect(appClient.query(`select * from "${sa.schemaName}".notes`)).rejects.toThrow(/permission denied/);
     } finally {
-      await sql.query('rollback');
+      await appClient.end();
     }
+    // The control-plane database (pooled tables), and another site's password, let it nowhere.
+    const controlDb = new URL(app.databaseUrl).pathname.slice(1);
+    await expect(connectAs({ ...pgConfig(sa.connection), database: controlDb, password: a.password })).rejects.toThrow(/permission denied for database|not have CONNECT/);
+    await expect(connectAs({ ...pgConfig(sb.connection), password: a.password })).rejects.toThrow(/password authentication failed/);
+    // The right one works for the other site, which sees the first site's note nowhere.
+    const other = await connectAs({ ...pgConfig(sb.connection), password: b.password });
+    expect((await other.query(`select count(*)::int as n from notes`)).rows[0].n).toBe(0);
+    await other.end();
+  });
+
+  it('resetSitePassword shows a new password once; the job applies it and the old one stops working', async () => {
+    const c = (await owner.gql.ok(CREATE, { i: { tenantId: tenant.id, name: `pw-${process.pid}`, displayName: 'Pw', apps: ['notes'] } })).createSite;
+    const site = await waitForSite(owner, c.site.id, ['HEALTHY']);
+    const held = await connectAs({ ...pgConfig(site.connection), password: c.password });
+    const reset = (await owner.gql.ok(`mutation($s: ID!) { resetSitePassword(siteId: $s) { password job { id } } }`, { s: c.site.id })).resetSitePassword;
+    expect(reset.password).not.toBe(c.password);
+    await waitForJob(owner, reset.job.id, 'COMPLETED');
+    await expect(connectAs({ ...pgConfig(site.connection), password: c.password })).rejects.toThrow(/password authentication failed/);
+    const fresh = await connectAs({ ...pgConfig(site.connection), password: reset.password });
+    await fresh.end();
+    // The session opened with the old password was ended.
+    await expect(held.query('select 1')).rejects.toThrow();
+    await held.end().catch(() => undefined);
+    // A member cannot reset it; another tenant finds no such site.
+    expect((await member.gql.request(`mutation($s: ID!) { resetSitePassword(siteId: $s) { password } }`, { s: c.site.id })).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect((await outsider.gql.request(`mutation($s: ID!) { resetSitePassword(siteId: $s) { password } }`, { s: c.site.id })).errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    // The password is never readable again, not even by the owner, and it is not in the control plane in clear.
+    const stored = await sql.query(`select sealed from app_private.site_secrets where site_id = $1`, [rowUuid(c.site.id)]);
+    expect(stored.rows[0].sealed).not.toContain(reset.password);
   });
 });
+
+/** site.connection as node-postgres takes it. */
+function pgConfig(c: { host: string; port: number; database: string; user: string }): pg.ClientConfig {
+  return { host: c.host, port: c.port, database: c.database, user: c.user };
+}
+
+async function connectAs(config: pg.ClientConfig) {
+  const c = new pg.Client(config);
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+  } catch (e) {
+    await c.end().catch(() => undefined);
+    throw e;
+  }
+  return c;
+}
+
+async function waitForJob(user: any, jobId: string, status: string, ms = 20000) {
+  const start = Date.now();
+  for (;;) {
+    const j = (await user.gql.ok(`query($id: ID!) { node(id: $id) { ... on Job { status error } } }`, { id: jobId })).node;
+    if (j?.status === status) return j;
+    if (j?.status === 'FAILED' && status !== 'FAILED') throw new Error(`job failed: ${j.error}`);
+    if (Date.now() - start > ms) throw new Error(`job still ${j?.status}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 describe('lifecycle and bad input', () => {
   it('refuses invalid, reserved and duplicate names, unknown apps, and more sites than the plan allows', async () => {
@@ -160,8 +228,9 @@ describe('lifecycle and bad input', () => {
     await app.services.jobs.send('site-purge', {});
     const deleted = await waitForSite(owner, c.site.id, ['DELETED']);
     expect(deleted.schemaName).toBeNull();
-    expect((await sql.query(`select 1 from pg_namespace where nspname = $1`, [site.schemaName])).rowCount).toBe(0);
-    expect((await sql.query(`select 1 from pg_roles where rolname = $1`, [`${site.schemaName}_owner`])).rowCount).toBe(0);
+    expect((await siteSql.query(`select 1 from pg_namespace where nspname = $1`, [site.schemaName])).rowCount).toBe(0);
+    expect((await sql.query(`select 1 from pg_roles where rolname = any($1)`, [[`${site.schemaName}_owner`, site.schemaName]])).rowCount).toBe(0);
+    expect((await sql.query(`select 1 from app_private.site_secrets where site_id = $1`, [rowUuid(c.site.id)])).rowCount).toBe(0);
     expect((await sql.query(`select 1 from app_public.tenant_schemas where schema_name = $1`, [site.schemaName])).rowCount).toBe(0);
     const tenantUuid = (await sql.query(`select id from app_public.tenants where slug = $1`, [tenant.slug])).rows[0].id;
     const siteUuid = rowUuid(c.site.id);

@@ -13,6 +13,7 @@ import { purgeTenant } from '../src/modules/tenants/purge.ts';
  */
 let app: TestApp;
 let sql: pg.Client;
+let siteSql: pg.Client;
 const log = pino({ level: 'silent' });
 const userUuid = (u: TestUser) => decodeGlobalID(u.id).id;
 
@@ -87,9 +88,12 @@ beforeAll(async () => {
   app = await startTestApp();
   sql = new pg.Client({ connectionString: app.databaseUrl });
   await sql.connect();
+  siteSql = new pg.Client({ connectionString: app.sitesDatabaseUrl });
+  await siteSql.connect();
 });
 afterAll(async () => {
   await sql?.end();
+  await siteSql?.end();
   await app?.stop();
 });
 
@@ -289,7 +293,7 @@ describe('deletion by an owner, then the purge', () => {
     expect(Object.keys(rows).length).toBeGreaterThan(10);
     expect(Object.entries(rows).filter(([, n]) => n > 0)).toEqual([]);
     expect(await objectsOf(tenantUuid)).toEqual([]);
-    expect((await sql.query(`select nspname from pg_namespace where nspname = $1 or nspname like '%' || $2 || '%'`, [siteSchema, siteSchema.slice(5)])).rows).toEqual([]);
+    expect((await siteSql.query(`select nspname from pg_namespace where nspname = $1 or nspname like '%' || $2 || '%'`, [siteSchema, siteSchema.slice(5)])).rows).toEqual([]);
     expect((await sql.query(`select 1 from pg_roles where rolname = $1`, [`${siteSchema}_owner`])).rowCount).toBe(0);
     expect(await pendingJobs(tenantUuid)).toBe(0);
     // Users are not the tenant's: they stay, and still sign in elsewhere.
@@ -372,7 +376,7 @@ describe('a purge killed midway', () => {
       expect(Object.entries(await rowsOf(id)).filter(([, n]) => n > 0)).toEqual([]);
       expect(await objectsOf(id)).toEqual([]);
       expect(await pendingJobs(id)).toBe(0);
-      expect((await sql.query(`select 1 from pg_namespace where nspname = $1`, [schema])).rowCount).toBe(0);
+      expect((await siteSql.query(`select 1 from pg_namespace where nspname = $1`, [schema])).rowCount).toBe(0);
     }
   });
 });

@@ -12,6 +12,7 @@ let app: TestApp;
 let owner: TestUser;
 let tenant: { id: string; slug: string };
 let sql: pg.Client;
+let siteSql: pg.Client;
 let workers: WorkerProcesses;
 
 
@@ -23,10 +24,13 @@ beforeAll(async () => {
   tenant = await createTenant(owner, 'crash');
   sql = new pg.Client({ connectionString: app.databaseUrl });
   await sql.connect();
+  siteSql = new pg.Client({ connectionString: app.sitesDatabaseUrl });
+  await siteSql.connect();
 });
 afterAll(async () => {
   workers?.killAll();
   await sql?.end();
+  await siteSql?.end();
   await app?.stop();
 });
 
@@ -55,9 +59,9 @@ describe('a killed worker', () => {
     }, 60_000, 'the site to become healthy');
     expect(done).toMatchObject({ status: 'HEALTHY', job: 'COMPLETED', attempts: 2 });
     const hex = siteUuid.replace(/-/g, '');
-    expect((await sql.query(`select nspname from pg_namespace where nspname like $1`, [`%${hex}%`])).rows).toEqual([{ nspname: `site_${hex}` }]);
+    expect((await siteSql.query(`select nspname from pg_namespace where nspname like $1`, [`%${hex}%`])).rows).toEqual([{ nspname: `site_${hex}` }]);
     expect((await sql.query(`select count(*)::int as n from app_public.tenant_schemas where site_id = $1`, [siteUuid])).rows[0].n).toBe(1);
-    expect((await sql.query(`select table_name from information_schema.tables where table_schema = $1 order by 1`, [`site_${hex}`])).rows.map((r) => r.table_name)).toEqual([
+    expect((await siteSql.query(`select table_name from information_schema.tables where table_schema = $1 order by 1`, [`site_${hex}`])).rows.map((r) => r.table_name)).toEqual([
       'contacts',
       'deals',
       'notes',
@@ -88,7 +92,7 @@ describe('a killed worker', () => {
     workers.killAll();
     await sql.query(`update app_public.tenants set plan_id = 'pro' where slug = $1`, [tenant.slug]);
     const steps = [
-      { step: 'creating schema and role', status: 'PROVISIONING' },
+      { step: 'creating roles and schema', status: 'PROVISIONING' },
       { step: 'creating storage prefix', status: 'PROVISIONING' },
       { step: 'health check', status: 'RUNNING' },
     ];
@@ -133,7 +137,7 @@ describe('a killed worker', () => {
       expect(done).toMatchObject({ status: 'HEALTHY', job: 'COMPLETED', attempts: 2 });
       const hex = site.replace(/-/g, '');
       expect((await sql.query(`select count(*)::int as n from app_public.tenant_schemas where site_id = $1`, [site])).rows[0].n).toBe(1);
-      expect((await sql.query(`select count(*)::int as n from information_schema.tables where table_schema = $1`, [`site_${hex}`])).rows[0].n).toBe(1);
+      expect((await siteSql.query(`select count(*)::int as n from information_schema.tables where table_schema = $1`, [`site_${hex}`])).rows[0].n).toBe(1);
     }
   }, 180_000);
 });

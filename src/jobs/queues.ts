@@ -15,6 +15,7 @@ const uuid = z.uuid();
 export const TENANT_QUEUES = {
   'document-process': { permissions: ['documents:write'], args: z.strictObject({ documentId: uuid }) },
   'site-provision': { permissions: ['sites:write', 'sites:operate'], args: z.strictObject({ siteId: uuid }) },
+  'site-credentials': { permissions: ['sites:write'], args: z.strictObject({ siteId: uuid }) },
   'site-backup': { permissions: ['backups:write'], args: z.strictObject({ siteId: uuid, backupId: uuid }) },
   'site-restore': { permissions: ['sites:operate'], args: z.strictObject({ siteId: uuid, backupId: uuid, previousStatus: z.enum(['HEALTHY', 'SOFT_DELETED']) }) },
   'tenant-export': { permissions: ['tenants:export'], args: z.strictObject({}) },
@@ -22,7 +23,7 @@ export const TENANT_QUEUES = {
 
 export const MAINTENANCE_QUEUES = {
   'storage-delete-object': z.strictObject({ tenantId: uuid, objectKey: z.string() }),
-  'backup-delete-objects': z.strictObject({ tenantId: uuid, backupId: uuid }),
+  'backup-delete-objects': z.strictObject({ tenantId: uuid, backupId: uuid, storageConfigId: uuid.optional() }),
   'backup-expire': z.object({}),
   'site-purge': z.object({}),
   'site-backup-schedule': z.object({}),

@@ -4,6 +4,7 @@ import { storageDeleteObjectQueue, uploadExpireQueue } from '../modules/document
 import { authEventExpireQueue } from '../modules/identity/jobs.ts';
 import { siteProvisionQueue } from '../modules/sites/provisioning.ts';
 import { sitePurgeQueue } from '../modules/sites/purge.ts';
+import { siteCredentialsQueue } from '../modules/sites/credentials.ts';
 import { tenantPurgeQueue } from '../modules/tenants/purge.ts';
 import { tenantExportQueue } from '../modules/backups/export.ts';
 import { backupDeleteObjectsQueue, backupExpireQueue, siteBackupQueue, siteBackupScheduleQueue, siteRestoreQueue } from '../modules/backups/jobs.ts';
@@ -14,6 +15,7 @@ export const QUEUES: QueueDefinition[] = [
   storageDeleteObjectQueue,
   uploadExpireQueue,
   siteProvisionQueue,
+  siteCredentialsQueue,
   sitePurgeQueue,
   siteBackupQueue,
   siteRestoreQueue,

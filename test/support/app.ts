@@ -5,10 +5,13 @@ import { inject } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { startApp, type RunningApp } from '../../src/app.ts';
 import { withDatabase } from './global-setup.ts';
+import { managedSitesDatabase } from '../../src/modules/fleet/managed.ts';
 
 export interface TestApp extends RunningApp {
   /** Privileged URL of this file's own database (for SQL-level tests and setup). */
   databaseUrl: string;
+  /** Privileged URL of the sites database of the managed database server (where SCHEMA-isolated sites live). */
+  sitesDatabaseUrl: string;
 }
 
 /** Clones the migrated template into a database of this test file's own and starts the API on it (random port). */
@@ -39,5 +42,5 @@ export async function startTestApp(env: Record<string, string> = {}, opts: { log
     ...env,
   });
   const app = await startApp(config, { migrate: false, log: opts.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });
-  return { ...app, databaseUrl };
+  return { ...app, databaseUrl, sitesDatabaseUrl: withDatabase(databaseUrl, managedSitesDatabase(databaseUrl)) };
 }

@@ -3,12 +3,32 @@ import type { WorkerServices } from '../../services.ts';
 import { requestServices } from '../../services.ts';
 import type { Context } from '../../graphql/context.ts';
 import { PermanentJobError, RefusedJob } from '../jobs/run.ts';
-import { APPS, ident, siteRoleName, siteSchemaName } from '../sites/apps.ts';
-import { asOwner, ensureSiteRole, moveSite } from '../sites/provisioning.ts';
+import { APPS, ident } from '../sites/apps.ts';
+import { asOwner, moveSite } from '../sites/provisioning.ts';
+import { ensureSiteHome, homePool, siteHome } from '../sites/hosting.ts';
+import type { Storage } from '../../storage/s3.ts';
 import { writeArchive, restoreArchive, restoreFiles, swapSchemas } from './archive.ts';
 import { BACKUP_ATTEMPTS, RESTORE_ATTEMPTS, backupPrefix, backupSite } from './service.ts';
 
 const siteFilesPrefix = (tenantId: string, siteId: string) => `tenants/${tenantId}/sites/${siteId}/files/`;
+
+/** The storage holding a backup: the configuration it recorded (the deployment's own for backups older than the fleet). */
+async function backupStorage(services: WorkerServices, tenantId: string, backupId: string): Promise<Storage> {
+  const { rows } = await services.ownerPool.query<{ storage_config_id: string | null }>(
+    `select storage_config_id from app_public.backups where tenant_id = $1 and id = $2`,
+    [tenantId, backupId],
+  );
+  const configId = rows[0]?.storage_config_id;
+  return configId ? services.fleet.storageById(configId) : services.storage;
+}
+
+/** Drops what a failed restore left next to the live schema, on the site's own server. */
+async function dropIncoming(services: WorkerServices, tenantId: string, siteId: string) {
+  const { rows } = await services.ownerPool.query(`select id, database_server_id as "databaseServerId", isolation, database_name as "databaseName" from app_public.sites where tenant_id = $1 and id = $2`, [tenantId, siteId]);
+  if (!rows[0]?.databaseServerId) return;
+  const home = await siteHome(services, rows[0]);
+  await (await homePool(services, home)).query(`drop schema if exists ${ident(`restore_${siteId.replace(/-/g, '')}`)} cascade`);
+}
 
 /**
  * Wall-clock seconds per phase of a backup or restore, from the steps it reports: the job logs them as
@@ -63,17 +83,26 @@ export const siteBackupQueue = tenantQueue({
     const { tenantId } = run;
     const { siteId, backupId } = run.args;
     const site = await run.withDb((tx) => tx.site.findUnique({ where: { tenantId_id: { tenantId, id: siteId } } }));
-    if (!site || !site.schemaName) throw new PermanentJobError('the site has no schema to back up');
+    if (!site || !site.schemaName || !site.databaseServerId) throw new PermanentJobError('the site has no schema to back up');
+    const home = await siteHome(services, site);
     const prefix = backupPrefix(tenantId, backupId);
+    // The archive goes to the storage of the site's cluster; the backup records which one and its bucket.
+    const { storage, configId } = await services.fleet.storage(site.clusterId);
+    await services.ownerPool.query(`update app_public.backups set storage_config_id = $3, bucket = $4 where tenant_id = $1 and id = $2`, [
+      tenantId,
+      backupId,
+      configId,
+      storage.bucket,
+    ]);
     await run.withDb((tx) => tx.backup.updateMany({ where: { tenantId, id: backupId }, data: { status: 'RUNNING', error: null } }));
-    await run.progress(5, 'preparing', `archive under ${prefix}`);
+    await run.progress(5, 'preparing', `archive under ${prefix} in bucket ${storage.bucket}`);
     // Whatever an interrupted attempt left behind goes first: parts, manifest, unfinished multipart uploads.
-    await services.storage.abortUploads(prefix);
-    await services.storage.deletePrefix(prefix);
+    await storage.abortUploads(prefix);
+    await storage.deletePrefix(prefix);
     const clock = phaseClock(backupPhase);
     const manifest = await writeArchive({
-      pool: services.ownerPool,
-      storage: services.storage,
+      pool: await homePool(services, home),
+      storage,
       schema: site.schemaName,
       prefix,
       meta: { siteId, siteName: site.name, apps: site.apps.map((name) => ({ name, version: APPS[name]?.version ?? 'unknown' })) },
@@ -99,12 +128,14 @@ export const siteBackupQueue = tenantQueue({
   },
   async onFailed(run, error) {
     const prefix = backupPrefix(run.tenantId, run.args.backupId);
-    await run.services.storage.abortUploads(prefix).catch(() => undefined);
-    await run.services.storage.deletePrefix(prefix).catch(() => undefined);
+    const storage = await backupStorage(run.services, run.tenantId, run.args.backupId).catch(() => run.services.storage);
+    await storage.abortUploads(prefix).catch(() => undefined);
+    await storage.deletePrefix(prefix).catch(() => undefined);
     await run.withDb((tx) => tx.backup.updateMany({ where: { tenantId: run.tenantId, id: run.args.backupId }, data: { status: 'FAILED', error, completedAt: new Date() } }));
   },
   async onCancelled(run) {
-    await run.services.storage.deletePrefix(backupPrefix(run.tenantId, run.args.backupId)).catch(() => undefined);
+    const storage = await backupStorage(run.services, run.tenantId, run.args.backupId).catch(() => run.services.storage);
+    await storage.deletePrefix(backupPrefix(run.tenantId, run.args.backupId)).catch(() => undefined);
     await run.withDb((tx) => tx.backup.updateMany({ where: { tenantId: run.tenantId, id: run.args.backupId }, data: { status: 'FAILED', error: 'cancelled', completedAt: new Date() } }));
   },
 });
@@ -126,30 +157,39 @@ export const siteRestoreQueue = tenantQueue({
     const { siteId, backupId } = run.args;
     const backup = await run.withDb((tx) => tx.backup.findUnique({ where: { tenantId_id: { tenantId, id: backupId } } }));
     if (!backup || backup.status !== 'SUCCESS' || backup.siteId !== siteId) throw new PermanentJobError('the backup is not a SUCCESS backup of this site');
-    const live = siteSchemaName(siteId);
-    const role = siteRoleName(siteId);
+    const site = await run.withDb((tx) => tx.site.findUnique({ where: { tenantId_id: { tenantId, id: siteId } }, include: { plan: true } }));
+    if (!site?.databaseServerId) throw new PermanentJobError('the site is not placed on a database server');
+    const home = await siteHome(services, site);
+    const live = home.schema;
+    const role = home.ownerRole;
     const incoming = `restore_${siteId.replace(/-/g, '')}`;
+    const storage = await backupStorage(services, tenantId, backupId);
+    const { storage: siteStorage } = await services.fleet.storage(site.clusterId);
     await run.progress(5, 'verifying archive');
-    await services.ownerPool.query(`drop schema if exists ${ident(incoming)} cascade`);
-    // The restored schema is created and loaded as the site's own role (a purged site's role is recreated).
-    await asOwner(services.ownerPool, (c) => ensureSiteRole(c, role));
+    // The site's roles and database exist again (a purged or moved site's are recreated), then the archive is
+    // loaded as its owner role into a fresh schema next to the live one.
+    await ensureSiteHome(services, home, site.plan);
+    const pool = await homePool(services, home);
+    await pool.query(`drop schema if exists ${ident(incoming)} cascade`);
     const clock = phaseClock(restorePhase);
     const step = (pct: number, name: string) => {
       clock.step(name);
       return run.progress(pct, name);
     };
     const restored = await restoreArchive({
-      pool: services.ownerPool,
-      storage: services.storage,
+      pool,
+      storage,
       prefix: backup.objectKey,
       targetSchema: incoming,
       owner: role,
       onProgress: (pct, name) => step(5 + pct * 0.7, name),
     });
     await step(80, 'swapping in the restored schema');
-    await asOwner(services.ownerPool, async (c) => {
+    await asOwner(pool, async (c) => {
       await swapSchemas({ client: c, live, incoming, dropOld: true });
       await c.query(`alter schema ${ident(live)} owner to ${ident(role)}`);
+    });
+    await asOwner(services.ownerPool, async (c) => {
       await c.query(
         `insert into app_public.tenant_schemas (tenant_id, schema_name, site_id, owner_role) values ($1, $2, $3, $4) on conflict (tenant_id, schema_name) do nothing`,
         [tenantId, live, siteId, role],
@@ -159,7 +199,8 @@ export const siteRestoreQueue = tenantQueue({
     // exact: files added after the backup go too, so the site's files equal the backup's. The manifest is the one
     // restoreArchive verified (every part re-hashed): not read and verified a third time; each file is re-hashed
     // again as it is copied back.
-    await restoreFiles({ storage: services.storage, prefix: backup.objectKey, toPrefix: siteFilesPrefix(tenantId, siteId), manifest: restored.manifest, exact: true });
+    if (siteStorage !== storage) throw new PermanentJobError('the backup is in another storage than the site\'s cluster: restore it in its own cluster');
+    await restoreFiles({ storage, prefix: backup.objectKey, toPrefix: siteFilesPrefix(tenantId, siteId), manifest: restored.manifest, exact: true });
     await moveSite(run, siteId, 'RUNNING', { schemaName: live, deletedAt: null, retentionUntil: null });
     await step(95, 'health check');
     await moveSite(run, siteId, 'HEALTHY');
@@ -167,7 +208,7 @@ export const siteRestoreQueue = tenantQueue({
     return { backupId, schema: live };
   },
   async onFailed(run) {
-    await run.services.ownerPool.query(`drop schema if exists ${ident(`restore_${run.args.siteId.replace(/-/g, '')}`)} cascade`).catch(() => undefined);
+    await dropIncoming(run.services, run.tenantId, run.args.siteId).catch(() => undefined);
     await moveSite(run, run.args.siteId, run.args.previousStatus).catch(() => undefined);
   },
   async onCancelled(run) {
@@ -190,8 +231,9 @@ export const backupDeleteObjectsQueue = maintenanceQueue({
     const live = await services.ownerPool.query(`select 1 from app_public.backups where tenant_id = $1 and id = $2`, [data.tenantId, data.backupId]);
     if (live.rowCount) throw new RefusedJob('the backup still exists: its archive is kept');
     const prefix = backupPrefix(data.tenantId, data.backupId);
-    await services.storage.abortUploads(prefix);
-    return { deleted: await services.storage.deletePrefix(prefix) };
+    const storage = data.storageConfigId ? await services.fleet.storageById(data.storageConfigId) : services.storage;
+    await storage.abortUploads(prefix);
+    return { deleted: await storage.deletePrefix(prefix) };
   },
 });
 

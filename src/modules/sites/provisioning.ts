@@ -2,7 +2,9 @@ import type pg from 'pg';
 import { tenantQueue } from '../../jobs/queue.ts';
 import type { SiteStatus } from '../../db/generated/prisma/enums.ts';
 import { PermanentJobError, type JobRun } from '../jobs/run.ts';
-import { APPS, ident, siteRoleName, siteSchemaName } from './apps.ts';
+import { APPS, ident } from './apps.ts';
+import { ensureSiteHome, homePool, inTransaction, siteHome, type SiteHome } from './hosting.ts';
+import { applySitePassword } from './credentials.ts';
 import { canTransition } from './lifecycle.ts';
 import { SITE_PROVISION_ATTEMPTS } from './service.ts';
 
@@ -31,55 +33,37 @@ export async function moveSite(run: JobRun<unknown>, siteId: string, to: SiteSta
   });
 }
 
-/** The site's own role: no login, no privileges beyond what its schema grants it. Idempotent. */
+/** The site's owner role, if missing: no login, no privileges beyond what its schema grants it. Idempotent. */
 export async function ensureSiteRole(c: pg.ClientBase, role: string) {
   const exists = await c.query(`select 1 from pg_roles where rolname = $1`, [role]);
   if (!exists.rowCount) await c.query(`create role ${ident(role)} nologin nosuperuser nocreatedb nocreaterole noinherit nobypassrls`);
 }
 
-/** Creates (or finds) the site's role and schema: names from the site id, quoted, owned by that role alone. */
-async function createSchema(pool: pg.Pool, schema: string, role: string) {
-  await asOwner(pool, async (c) => {
-    // Serialise with any concurrent attempt for the same site (a retried job racing a slow one).
-    await c.query(`select pg_advisory_xact_lock(hashtextextended($1, 0))`, [schema]);
-    await ensureSiteRole(c, role);
-    await c.query(`create schema if not exists ${ident(schema)} authorization ${ident(role)}`);
-    await c.query(`revoke all on schema ${ident(schema)} from public`);
-  });
-}
-
-async function installApps(pool: pg.Pool, schema: string, role: string, apps: string[]) {
+/** Each app's SQL, as the site's owner role inside the site's schema: nothing else is reachable from there. */
+export async function installApps(pool: pg.Pool, home: SiteHome, apps: string[]) {
   for (const name of apps) {
     const app = APPS[name];
     if (!app) throw new PermanentJobError(`unknown app ${name}`);
-    await asOwner(pool, async (c) => {
-      // As the site's own role, inside its own schema: the app's tables belong to the site, nothing else is reachable.
-      await c.query(`set local role ${ident(role)}`);
-      await c.query(`set local search_path = ${ident(schema)}`);
+    await inTransaction(pool, async (c) => {
+      await c.query(`set local role ${ident(home.ownerRole)}`);
+      await c.query(`set local search_path = ${ident(home.schema)}`);
       await c.query(app.sql);
     });
   }
 }
 
-/** As the site role: its own tables answer, the pooled tables and other schemas refuse. */
-async function healthCheck(pool: pg.Pool, schema: string, role: string, apps: string[]) {
-  return asOwner(pool, async (c) => {
-    await c.query(`set local role ${ident(role)}`);
+/** As the site's owner role: its own tables answer; its size. */
+export async function healthCheck(pool: pg.Pool, home: SiteHome, apps: string[]) {
+  return inTransaction(pool, async (c) => {
+    await c.query(`set local role ${ident(home.ownerRole)}`);
     const tables: Record<string, number> = {};
     for (const name of apps) for (const table of APPS[name]!.tables) {
-      const r = await c.query(`select count(*)::int as n from ${ident(schema)}.${ident(table)}`);
+      const r = await c.query(`select count(*)::int as n from ${ident(home.schema)}.${ident(table)}`);
       tables[table] = r.rows[0].n;
     }
-    await c.query('savepoint probe');
-    const leak = await c.query(`select 1 from app_public.tenants limit 1`).then(
-      () => true,
-      () => false,
-    );
-    await c.query('rollback to savepoint probe');
-    if (leak) throw new PermanentJobError('health check: the site role can read the pooled tables');
     const size = await c.query(
       `select coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint as bytes from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1`,
-      [schema],
+      [home.schema],
     );
     return { tables, sizeBytes: Number(size.rows[0].bytes) };
   });
@@ -99,37 +83,41 @@ export const siteProvisionQueue = tenantQueue({
   heartbeatSeconds: 10,
   async run(run) {
     const services = run.services;
-    const site = await run.withDb((tx) => tx.site.findUnique({ where: { tenantId_id: { tenantId: run.tenantId, id: run.args.siteId } } }));
+    const site = await run.withDb((tx) => tx.site.findUnique({ where: { tenantId_id: { tenantId: run.tenantId, id: run.args.siteId } }, include: { plan: true } }));
     if (!site) throw new PermanentJobError('the site no longer exists');
-    const schema = siteSchemaName(site.id);
-    const role = siteRoleName(site.id);
-    if (site.status === 'HEALTHY') return { schema, role, resumed: 'already healthy' };
+    if (!site.databaseServerId) throw new PermanentJobError('the site has no database server (it was created before placement existed)');
+    const home = await siteHome(services, site);
+    if (site.status === 'HEALTHY') return { schema: home.schema, role: home.loginRole, resumed: 'already healthy' };
     if (site.status === 'PENDING') await moveSite(run, site.id, 'PROVISIONING');
     else if (site.status !== 'PROVISIONING' && site.status !== 'RUNNING') throw new PermanentJobError(`the site is ${site.status}: nothing to provision`);
     if (site.status !== 'PENDING') await run.log(`resuming from ${site.status}`);
-    await run.progress(10, 'creating schema and role', `schema ${schema}, owner ${role}`);
-    await createSchema(services.ownerPool, schema, role);
+    const endpoint = await services.fleet.server(home.serverId);
+    await run.progress(10, 'creating roles and schema', `${home.isolation === 'DATABASE' ? 'database' : 'schema'} ${home.isolation === 'DATABASE' ? home.database : home.schema} on ${endpoint.host}:${endpoint.port}, login ${home.loginRole}`);
+    await ensureSiteHome(services, home, site.plan);
+    await applySitePassword(services, site.tenantId, site.id, home);
+    const pool = await homePool(services, home);
     await run.progress(30, 'installing apps', site.apps.length ? `apps: ${site.apps.join(', ')}` : 'no apps');
-    await installApps(services.ownerPool, schema, role, site.apps);
+    await installApps(pool, home, site.apps);
     await run.progress(55, 'creating storage prefix');
-    await services.storage.putEmpty(`tenants/${site.tenantId}/sites/${site.id}/files/.keep`);
+    const { storage } = await services.fleet.storage(site.clusterId);
+    await storage.putEmpty(`tenants/${site.tenantId}/sites/${site.id}/files/.keep`);
     await run.progress(70, 'recording schema');
     await asOwner(services.ownerPool, (c) =>
       c.query(
         `insert into app_public.tenant_schemas (tenant_id, schema_name, site_id, owner_role) values ($1, $2, $3, $4)
          on conflict (tenant_id, schema_name) do nothing`,
-        [site.tenantId, schema, site.id, role],
+        [site.tenantId, home.schema, site.id, home.ownerRole],
       ),
     );
-    await moveSite(run, site.id, 'RUNNING', { schemaName: schema });
+    await moveSite(run, site.id, 'RUNNING', { schemaName: home.schema });
     await run.progress(80, 'health check');
-    const health = await healthCheck(services.ownerPool, schema, role, site.apps);
+    const health = await healthCheck(pool, home, site.apps);
     await asOwner(services.ownerPool, (c) =>
-      c.query(`update app_public.tenant_schemas set size_bytes = $3 where tenant_id = $1 and schema_name = $2`, [site.tenantId, schema, health.sizeBytes]),
+      c.query(`update app_public.tenant_schemas set size_bytes = $3 where tenant_id = $1 and schema_name = $2`, [site.tenantId, home.schema, health.sizeBytes]),
     );
     await moveSite(run, site.id, 'HEALTHY');
     await run.log(`healthy: ${JSON.stringify(health.tables)}`);
-    return { schema, role, ...health };
+    return { schema: home.schema, role: home.loginRole, database: home.database, ...health };
   },
   async onFailed(run) {
     await moveSite(run, run.args.siteId, 'FAILED').catch(() => undefined);

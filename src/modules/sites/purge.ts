@@ -1,6 +1,8 @@
 import { maintenanceQueue } from '../../jobs/queue.ts';
 import { asOwner } from './provisioning.ts';
-import { ident, siteRoleName, siteSchemaName } from './apps.ts';
+import { siteSchemaName } from './apps.ts';
+import { dropSiteHome, siteHome } from './hosting.ts';
+import { deleteSecret } from '../../secrets/store.ts';
 
 /**
  * `site-purge` (maintenance, every 15 minutes, owner role): soft-deleted sites whose retention has ended lose their
@@ -14,24 +16,25 @@ export const sitePurgeQueue = maintenanceQueue({
   expireInSeconds: 900,
   cron: '*/15 * * * *',
   async run(services) {
-    const due = await services.ownerPool.query<{ tenant_id: string; id: string; name: string }>(
-      `select tenant_id, id, name from app_public.sites where status = 'SOFT_DELETED' and retention_until <= now() order by retention_until limit 100`,
+    const due = await services.ownerPool.query<{ tenant_id: string; id: string; name: string; cluster_id: string; databaseServerId: string | null; isolation: 'SCHEMA' | 'DATABASE'; databaseName: string | null }>(
+      `select tenant_id, id, name, cluster_id, database_server_id as "databaseServerId", isolation, database_name as "databaseName"
+         from app_public.sites where status = 'SOFT_DELETED' and retention_until <= now() order by retention_until limit 100`,
     );
     const purged: string[] = [];
     for (const site of due.rows) {
       const schema = siteSchemaName(site.id);
-      const role = siteRoleName(site.id);
-      await services.storage.deletePrefix(`tenants/${site.tenant_id}/sites/${site.id}/`);
+      const { storage } = await services.fleet.storage(site.cluster_id);
+      await storage.deletePrefix(`tenants/${site.tenant_id}/sites/${site.id}/`);
+      // On its own server: its schema or database, and its login and owner roles.
+      if (site.databaseServerId) await dropSiteHome(services, await siteHome(services, { ...site, id: site.id }));
       await asOwner(services.ownerPool, async (c) => {
-        await c.query(`drop schema if exists ${ident(schema)} cascade`);
-        const exists = await c.query(`select 1 from pg_roles where rolname = $1`, [role]);
-        if (exists.rowCount) await c.query(`drop role ${ident(role)}`);
         await c.query(`delete from app_public.tenant_schemas where tenant_id = $1 and schema_name = $2`, [site.tenant_id, schema]);
         await c.query(
           `update app_public.sites set status = 'DELETED', schema_name = null, updated_at = now() where tenant_id = $1 and id = $2 and status = 'SOFT_DELETED'`,
           [site.tenant_id, site.id],
         );
       });
+      await deleteSecret(services.ownerPool, 'site-password', site.id, site.tenant_id);
       services.log.info({ siteId: site.id, name: site.name }, 'site purged after retention');
       purged.push(site.id);
     }

@@ -8,6 +8,7 @@ import { requirePermission } from '../access/permissions.ts';
 import { enqueueTrackedJob } from '../jobs/service.ts';
 import { APPS } from './apps.ts';
 import { assertTransition } from './lifecycle.ts';
+import { newSitePassword } from './credentials.ts';
 
 /** Names a site cannot take on top of the reserved tenant slugs (they are hostnames under BASE_DOMAIN). */
 const RESERVED_SITE_NAMES = new Set(['mail', 'smtp', 'imap', 'pop', 'ftp', 'ns', 'dns', 'vpn', 'proxy', 'cdn', 'assets', 'console']);
@@ -59,9 +60,12 @@ export function createSite(ctx: Context, tenantId: string, raw: unknown) {
         },
       })
       .catch((e) => translateDatabaseError(e, { uniqueViolation: conflict(`the site name "${input.name}" is taken`, 'name') }));
+    // Placed now, in this transaction: no room in the cluster is this request's answer (QUOTA_EXCEEDED), not a failed job.
+    await ctx.db.$queryRaw`select app.place_site(${tenantId}::uuid, ${site.id}::uuid)`.catch((e) => translateDatabaseError(e));
+    const password = await newSitePassword(ctx, tenantId, site.id);
     const job = await enqueueTrackedJob(ctx, 'site-provision', { tenantId, siteId: site.id, args: { siteId: site.id } });
-    await recordAudit(ctx, { tenantId, action: 'createSite', targetType: 'Site', targetId: site.id, details: { name: input.name, apps: input.apps } });
-    return { site, job };
+    await recordAudit(ctx, { tenantId, action: 'createSite', targetType: 'Site', targetId: site.id, details: { name: input.name, apps: input.apps, cluster: input.cluster ?? null, plan: plan.id } });
+    return { site, job, password };
   });
 }
 

@@ -1,6 +1,39 @@
 import { builder } from '../../graphql/builder.ts';
 import { tenantScopedIdFromGlobalId, uuidFromGlobalId } from '../../graphql/ids.ts';
 import * as sites from './service.ts';
+import { resetSitePassword } from './credentials.ts';
+
+const SiteIsolationEnum = builder.enumType('SiteIsolation', {
+  description: 'SCHEMA: a schema of its own in its database server\'s sites database. DATABASE: a database of its own.',
+  values: ['SCHEMA', 'DATABASE'] as const,
+});
+
+const SiteConnection = builder.objectRef<{ host: string; port: number; database: string; user: string; sslMode: string }>('SiteConnection').implement({
+  description: "Where the tenant's own application connects: the site's login role on its database server (the password is shown once, by createSite and resetSitePassword).",
+  fields: (t) => ({
+    host: t.exposeString('host'),
+    port: t.exposeInt('port'),
+    database: t.exposeString('database'),
+    user: t.exposeString('user'),
+    sslMode: t.exposeString('sslMode'),
+  }),
+});
+
+builder.prismaObject('SitePlan', {
+  description: 'What a site may use (seed 001 Site Plan), and its isolation level.',
+  fields: (t) => ({
+    id: t.exposeID('id', { description: 'The plan\'s name, e.g. site-free.' }),
+    title: t.exposeString('title'),
+    priceCents: t.exposeInt('priceCents'),
+    currency: t.exposeString('currency'),
+    storageLimitBytes: t.expose('storageLimitBytes', { type: 'BigInt' }),
+    connectionLimit: t.exposeInt('connectionLimit'),
+    statementTimeoutMs: t.exposeInt('statementTimeoutMs'),
+    features: t.exposeStringList('features'),
+    isolation: t.expose('isolation', { type: SiteIsolationEnum }),
+    isDefault: t.exposeBoolean('isDefault'),
+  }),
+});
 
 const SiteStatusEnum = builder.enumType('SiteStatus', {
   description: 'PENDING → PROVISIONING → RUNNING → HEALTHY; FAILED; SUSPENDED; SOFT_DELETED → DELETED; RESTORING.',
@@ -18,6 +51,23 @@ builder.prismaNode('Site', {
     apps: t.exposeStringList('apps'),
     config: t.expose('config', { type: 'JSON' }),
     schemaName: t.exposeString('schemaName', { nullable: true }),
+    isolation: t.expose('isolation', { type: SiteIsolationEnum }),
+    plan: t.relation('plan'),
+    clusterName: t.string({ select: { cluster: { select: { name: true } } }, resolve: (site) => site.cluster.name }),
+    overStorageLimit: t.exposeBoolean('overStorageLimit', { description: 'Measured over its plan\'s storage limit: its login may read and delete, not write, until it is back under.' }),
+    measuredAt: t.expose('measuredAt', { type: 'DateTime', nullable: true }),
+    connection: t.field({
+      type: SiteConnection,
+      nullable: true,
+      description: 'Null until the site is placed, or for a caller without sites:read.',
+      select: { tenantId: true, id: true },
+      resolve: async (site, _args, ctx) => {
+        const rows = await ctx.db.$queryRaw<Array<{ host: string | null; port: number; database: string; user: string; ssl_mode: string }>>`
+          select host, port, database, "user", ssl_mode from app.site_connection(${site.tenantId}::uuid, ${site.id}::uuid)`;
+        const r = rows[0];
+        return r?.host ? { host: r.host, port: r.port, database: r.database, user: r.user, sslMode: r.ssl_mode } : null;
+      },
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     deletedAt: t.expose('deletedAt', { type: 'DateTime', nullable: true }),
     retentionUntil: t.expose('retentionUntil', { type: 'DateTime', nullable: true }),
@@ -39,6 +89,14 @@ builder.prismaNode('Site', {
 
 builder.prismaObjectFields('Job', (t) => ({ site: t.relation('site', { nullable: true }) }));
 
+builder.queryField('sitePlans', (t) =>
+  t.prismaField({
+    type: ['SitePlan'],
+    description: 'The site plans, cheapest first.',
+    resolve: (query, _root, _args, ctx) => ctx.db.sitePlan.findMany({ ...query, orderBy: [{ priceCents: 'asc' }, { id: 'asc' }] }),
+  }),
+);
+
 builder.prismaObjectFields('Tenant', (t) => ({
   sites: t.relatedConnection('sites', {
     totalCount: true,
@@ -48,9 +106,14 @@ builder.prismaObjectFields('Tenant', (t) => ({
   }),
 }));
 
-const SiteJobPayload = builder.objectRef<{ tenantId: string; siteId: string; jobId: string }>('SiteJobPayload').implement({
+const SiteJobPayload = builder.objectRef<{ tenantId: string; siteId: string; jobId: string; password?: string }>('SiteJobPayload').implement({
   description: 'A site and the job now working on it.',
   fields: (t) => ({
+    password: t.string({
+      nullable: true,
+      description: "The site login's password, shown this once (createSite, resetSitePassword): it is stored encrypted and never returned again.",
+      resolve: (p) => p.password ?? null,
+    }),
     site: t.prismaField({
       type: 'Site',
       resolve: (query, p, _args, ctx) => ctx.db.site.findUniqueOrThrow({ ...query, where: { tenantId_id: { tenantId: p.tenantId, id: p.siteId } } }),
@@ -68,6 +131,8 @@ const CreateSiteInput = builder.inputType('CreateSiteInput', {
     name: t.string({ required: true, description: 'DNS-safe: lowercase letters, digits, hyphens, 3–63 characters; unique in the deployment.' }),
     displayName: t.string({ required: true }),
     apps: t.stringList({ description: 'Built-in apps to install: notes, crm.' }),
+    cluster: t.string({ description: 'The cluster (by name) to place the site in; the default cluster when omitted.' }),
+    plan: t.string({ description: 'The site plan (by id, e.g. site-pro); the default plan when omitted.' }),
   }),
 });
 
@@ -81,8 +146,25 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: CreateSiteInput, required: true }) },
     resolve: async (_root, { input }, ctx) => {
       const tenantId = uuidFromGlobalId('Tenant', String(input.tenantId), 'tenantId');
-      const { site, job } = await sites.createSite(ctx, tenantId, { name: input.name, displayName: input.displayName, apps: input.apps ?? [] });
-      return { tenantId, siteId: site.id, jobId: job.id };
+      const { site, job, password } = await sites.createSite(ctx, tenantId, {
+        name: input.name,
+        displayName: input.displayName,
+        apps: input.apps ?? [],
+        cluster: input.cluster ?? undefined,
+        plan: input.plan ?? undefined,
+      });
+      return { tenantId, siteId: site.id, jobId: job.id, password };
+    },
+  }),
+  resetSitePassword: t.field({
+    extensions: { permission: 'sites:write' },
+    type: SiteJobPayload,
+    description: "A new password for the site's login, shown once; the job applies it and ends the sessions opened with the old one.",
+    args: { siteId: t.arg.id({ required: true }) },
+    resolve: async (_root, args, ctx) => {
+      const { tenantId, id } = siteId(args.siteId);
+      const { job, password } = await resetSitePassword(ctx, tenantId, id);
+      return { tenantId, siteId: id, jobId: job.id, password };
     },
   }),
   retrySiteProvisioning: t.field({

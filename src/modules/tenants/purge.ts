@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import { maintenanceQueue } from '../../jobs/queue.ts';
 import type { WorkerServices } from '../../services.ts';
-import { ident, siteRoleName, siteSchemaName } from '../sites/apps.ts';
+import { ident } from '../sites/apps.ts';
+import { dropSiteHome, homePool, siteHome } from '../sites/hosting.ts';
 
 /** Everything of a tenant in the bucket lives under this prefix (files, uploads, site files, backups, exports). */
 export const tenantPrefix = (tenantId: string) => `tenants/${tenantId}/`;
@@ -42,16 +43,24 @@ export async function purgeTenant(services: WorkerServices, tenantId: string, lo
 
     // 1. Site schemas and roles, the scratch schemas of restores and exports.
     if (!gone) {
-      const sites = await c.query<{ id: string }>(`select id from app_public.sites where tenant_id = $1`, [tenantId]);
+      const sites = await c.query<{ id: string; databaseServerId: string | null; isolation: 'SCHEMA' | 'DATABASE'; databaseName: string | null; clusterId: string }>(
+        `select id, database_server_id as "databaseServerId", isolation, database_name as "databaseName", cluster_id as "clusterId" from app_public.sites where tenant_id = $1`,
+        [tenantId],
+      );
       const exports = await c.query<{ id: string }>(`select id from app_public.jobs where tenant_id = $1 and type = 'tenant-export'`, [tenantId]);
       for (const site of sites.rows) {
-        const schema = siteSchemaName(site.id);
-        const role = siteRoleName(site.id);
-        await c.query(`select pg_advisory_xact_lock(hashtextextended($1, 0))`, [schema]);
-        await c.query(`drop schema if exists ${ident(schema)} cascade`);
-        await c.query(`drop schema if exists ${ident(`restore_${site.id.replace(/-/g, '')}`)} cascade`);
-        const exists = await c.query(`select 1 from pg_roles where rolname = $1`, [role]);
-        if (exists.rowCount) await c.query(`drop role ${ident(role)}`);
+        // On the site's own server (idempotent: a retried purge finds them gone), and the site's cluster's storage.
+        if (site.databaseServerId) {
+          const home = await siteHome(services, site);
+          await (await homePool(services, home)).query(`drop schema if exists ${ident(`restore_${site.id.replace(/-/g, '')}`)} cascade`).catch(() => undefined);
+          await dropSiteHome(services, home);
+        }
+        const { storage } = await services.fleet.storage(site.clusterId);
+        // Its backups and files in another storage than the deployment's (step 2 empties that one).
+        if (storage !== services.storage) {
+          await storage.abortUploads(prefix);
+          await storage.deletePrefix(prefix);
+        }
       }
       for (const job of exports.rows) await c.query(`drop schema if exists ${ident(`export_${job.id.replace(/-/g, '')}`)} cascade`);
     }

@@ -67,9 +67,13 @@ export type CreateChatSessionInput = {
 export type CreateSiteInput = {
   /** Built-in apps to install: notes, crm. */
   apps?: Array<string> | null | undefined;
+  /** The cluster (by name) to place the site in; the default cluster when omitted. */
+  cluster?: string | null | undefined;
   displayName: string;
   /** DNS-safe: lowercase letters, digits, hyphens, 3–63 characters; unique in the deployment. */
   name: string;
+  /** The site plan (by id, e.g. site-pro); the default plan when omitted. */
+  plan?: string | null | undefined;
   tenantId: string;
 };
 

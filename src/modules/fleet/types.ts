@@ -174,10 +174,16 @@ builder.prismaObject('PlatformAuditEvent', {
 // ---------------------------------------------------------------------------------------------------------------
 // Queries
 
+function serverFilter(args: { clusterId?: string | number | null; type?: 'PROXY' | 'APP' | 'DATABASE' | null; status?: 'PENDING' | 'ACTIVE' | 'MAINTENANCE' | null }) {
+  const clusterId = args.clusterId ? uuidFromGlobalId('Cluster', String(args.clusterId), 'clusterId') : undefined;
+  return { ...(clusterId ? { clusterId } : {}), ...(args.type ? { type: args.type } : {}), ...(args.status ? { status: args.status } : {}) };
+}
+
 builder.queryFields((t) => ({
   clusters: t.prismaConnection({
     type: 'Cluster',
     cursor: 'name',
+    totalCount: (_parent, _args, ctx) => ctx.db.cluster.count(),
     description: 'Clusters by name: enabled ones for any signed-in user, all of them for platform staff (RLS).',
     resolve: (query, _root, _args, ctx) => ctx.db.cluster.findMany({ ...query, orderBy: { name: 'asc' } }),
   }),
@@ -190,16 +196,15 @@ builder.queryFields((t) => ({
   servers: t.prismaConnection({
     type: 'Server',
     cursor: 'name',
+    totalCount: async (_parent, args, ctx) => {
+      await requirePlatformPermission(ctx, 'platform.fleet:read');
+      return ctx.db.server.count({ where: serverFilter(args) });
+    },
     description: 'Platform staff (platform.fleet:read): servers by name, narrowed to a cluster, a type or a status.',
     args: { clusterId: t.arg.id(), type: t.arg({ type: ServerTypeEnum }), status: t.arg({ type: ServerStatusEnum }) },
     resolve: async (query, _root, args, ctx) => {
       await requirePlatformPermission(ctx, 'platform.fleet:read');
-      const clusterId = args.clusterId ? uuidFromGlobalId('Cluster', String(args.clusterId), 'clusterId') : undefined;
-      return ctx.db.server.findMany({
-        ...query,
-        where: { ...(clusterId ? { clusterId } : {}), ...(args.type ? { type: args.type } : {}), ...(args.status ? { status: args.status } : {}) },
-        orderBy: { name: 'asc' },
-      });
+      return ctx.db.server.findMany({ ...query, where: serverFilter(args), orderBy: { name: 'asc' } });
     },
   }),
   sitePlans: t.prismaField({

@@ -11,6 +11,7 @@ import { PasswordHasher } from './auth/passwords.ts';
 import { Authenticator } from './auth/context.ts';
 import { SessionRevocations } from './auth/revocations.ts';
 import { ApiKeyVerifier } from './auth/api-keys.ts';
+import { SecretBox } from './secrets/envelope.ts';
 import { EventHub } from './graphql/events.ts';
 import { startHttpServer } from './graphql/server.ts';
 import { requestServices, type WorkerServices } from './services.ts';
@@ -109,6 +110,7 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
     // A revocation by any instance evicts the key here at once (the cache's TTL bounds it when a NOTIFY is missed).
     events.onAnyApiKeyRevoked((id) => apiKeys.forget(id));
     cleanup.unshift(() => apiKeys.flush());
+    const secrets = await SecretBox.load(ownerPool, { key: config.secrets.key, previousKeys: config.secrets.previousKeys, log });
     const jobs = new Jobs(url, config, QUEUES, log);
     await jobs.start();
     cleanup.unshift(() => jobs.stop());
@@ -124,6 +126,7 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
       jobs,
       log,
       metrics,
+      secrets,
     };
     if (config.workers) {
       await jobs.work(services, runJob);

@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseIp } from './modules/fleet/validate.ts';
+import { parseMasterKey, parseMasterKeys } from './secrets/envelope.ts';
 
 /** One typed, validated configuration object, read from the environment once. */
 const Env = z.object({
@@ -34,6 +35,13 @@ const Env = z.object({
   API_KEY_PEPPER: z.string().min(32, 'at least 32 characters').optional(),
   /** How long a verified API key is trusted from the in-process cache before it is looked up again (revocation latency bound). */
   API_KEY_CACHE_TTL_MS: z.coerce.number().int().min(0).max(1000).default(1000),
+  /**
+   * Master key of secrets at rest (site passwords, fleet passwords and keys): 32 bytes as base64 or 64 hex
+   * characters. Unset → generated on first start, kept in app_private.secret_keys (src/secrets/envelope.ts).
+   */
+  SECRETS_KEY: z.string().optional().superRefine((v, ctx) => checkKey(ctx, () => v && parseMasterKey(v, 'SECRETS_KEY'))),
+  /** Older master keys (comma-separated) that still open values sealed under them, during a rotation. */
+  SECRETS_KEY_PREVIOUS: z.string().optional().superRefine((v, ctx) => checkKey(ctx, () => parseMasterKeys(v))),
   /** S3-compatible storage. Unset S3_ENDPOINT → an embedded s3rver under DATA_DIR/s3. */
   S3_ENDPOINT: z.string().url().optional(),
   S3_REGION: z.string().default('us-east-1'),
@@ -93,6 +101,15 @@ const Env = z.object({
   METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
 });
 
+/** A key that does not parse is refused with parseMasterKey's message (which never repeats the value). */
+function checkKey(ctx: z.RefinementCtx, parse: () => unknown) {
+  try {
+    parse();
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+}
+
 export type Config = ReturnType<typeof loadConfig>;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
@@ -141,6 +158,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       embeddedPort: e.EMBEDDED_S3_PORT,
       uploadUrlTtl: e.UPLOAD_URL_TTL_SECONDS,
       downloadUrlTtl: e.DOWNLOAD_URL_TTL_SECONDS,
+    },
+    secrets: {
+      key: e.SECRETS_KEY,
+      previousKeys: (e.SECRETS_KEY_PREVIOUS ?? '').split(',').map((k) => k.trim()).filter(Boolean),
     },
     workers: e.WORKERS === 'true',
     appServer: {

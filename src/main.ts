@@ -3,7 +3,7 @@ import { assertNodeVersion, loadConfig } from './config.ts';
 import { createLogger } from './observability/logger.ts';
 import { readableError, shutdownOnSignals, shutdownTimeoutMs, stopStarted } from './shutdown.ts';
 
-/** CLI entry: serve (default) | worker | migrate | admin:create | schema:print */
+/** CLI entry: serve (default) | worker | migrate | admin:create | secrets:rotate | schema:print */
 async function main() {
   assertNodeVersion();
   const [command = 'serve', ...rest] = process.argv.slice(2);
@@ -52,13 +52,33 @@ async function main() {
       await createSuperadmin(config, log, values.email, values.name);
       return;
     }
+    case 'secrets:rotate': {
+      // Rewraps every stored secret under a new generated key (or SECRETS_KEY); prints counts and key ids only.
+      const { resolveDatabase } = await import('./app.ts');
+      const { migrate } = await import('./db/migrate.ts');
+      const { rotateSecrets, describeRotation, remainingCount } = await import('./secrets/rotate.ts');
+      const { default: pg } = await import('pg');
+      const { url, embedded } = await resolveDatabase(config, log);
+      const pool = new pg.Pool({ connectionString: url, max: 1, application_name: 'tenantplane-secrets-rotate' });
+      try {
+        await migrate(url, (m) => log.debug(m));
+        const report = await rotateSecrets(pool, { key: config.secrets.key, previousKeys: config.secrets.previousKeys, log });
+        for (const line of describeRotation(report)) console.log(line);
+        const left = remainingCount(report);
+        if (left > 0) throw new Error(`${left} values could not be rewrapped and still need an old key (see above); the others were`);
+      } finally {
+        await pool.end();
+        await embedded?.stop();
+      }
+      return;
+    }
     case 'schema:print': {
       const { printSchemaFile } = await import('./graphql/print.ts');
       await printSchemaFile();
       return;
     }
     default:
-      throw new Error(`unknown command "${command}": use serve, worker, migrate, admin:create or schema:print`);
+      throw new Error(`unknown command "${command}": use serve, worker, migrate, admin:create, secrets:rotate or schema:print`);
   }
 }
 

@@ -9,6 +9,7 @@ import type pg from 'pg';
 import type { Storage } from './storage/s3.ts';
 import type { Jobs } from './jobs/queue.ts';
 import type { Metrics } from './observability/metrics.ts';
+import type { SecretBox } from './secrets/envelope.ts';
 
 /**
  * What request code (resolvers, the services they call, subscriptions) may use. Every database access goes
@@ -26,6 +27,11 @@ export interface RequestServices {
   log: Logger;
   /** Prometheus metrics served at GET /metrics. */
   metrics: Metrics;
+  /**
+   * Secrets at rest (src/secrets/): seals what a request generated (a site password) before it is stored through
+   * app.put_site_secret / app.put_fleet_secret (src/secrets/store.ts). Requests can seal, never read stored values back.
+   */
+  secrets: SecretBox;
 }
 
 /** What job handlers get on top: the owner pool and pg-boss. Built in src/app.ts, never handed to a resolver. */
@@ -40,6 +46,6 @@ export interface WorkerServices extends RequestServices {
 
 /** The request-only view of the services: a new object, so the worker-only ones are not reachable at run time either. */
 export function requestServices(s: WorkerServices): RequestServices {
-  const { config, db, tokens, passwords, authenticator, events, storage, log, metrics } = s;
-  return { config, db, tokens, passwords, authenticator, events, storage, log, metrics };
+  const { config, db, tokens, passwords, authenticator, events, storage, log, metrics, secrets } = s;
+  return { config, db, tokens, passwords, authenticator, events, storage, log, metrics, secrets };
 }

@@ -182,11 +182,17 @@ export async function registerAppServer(ownerPool: pg.Pool, config: Config, queu
       if (stopped) return;
       stopped = true;
       clearInterval(timer);
-      await beating;
       proc.stoppedAt = new Date().toISOString();
-      await ownerPool
-        .query(`update app_public.servers set process = $2::jsonb, updated_at = now() where id = $1 and type = 'APP'`, [row.id, JSON.stringify(proc)])
-        .catch((err) => log.warn({ reason: describeFailure(err) }, 'could not record the app server’s stop'));
+      const record = beating
+        .then(() => ownerPool.query(`update app_public.servers set process = $2::jsonb, updated_at = now() where id = $1 and type = 'APP'`, [row.id, JSON.stringify(proc)]))
+        .then(
+          () => undefined,
+          (err) => log.warn({ reason: describeFailure(err) }, 'could not record the app server’s stop'),
+        );
+      // Bounded: a database that is away must not hold up the shutdown (the row then shows unreachable by its beats).
+      let timeout: NodeJS.Timeout | undefined;
+      await Promise.race([record, new Promise<void>((resolve) => (timeout = setTimeout(resolve, 2000)))]);
+      clearTimeout(timeout);
     },
   };
 }

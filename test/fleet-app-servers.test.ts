@@ -92,9 +92,9 @@ describe('app servers', () => {
     const outcome = (c: typeof clash) => new Promise<{ code: number | null; stderr: string }>((r) => c.once('exit', (code) => r({ code, stderr: (c as any).stderrTail })));
     const [a, b] = await Promise.all([outcome(clash), outcome(unknown)]);
     expect(a.code).toBe(1);
-    expect(a.stderr).toContain(`Tenantplane could not start: WORKER_NAME "${proxy}" is already a PROXY server: give this worker another name`);
+    expect(a.stderr, a.stderr).toContain(`Tenantplane could not start: WORKER_NAME "${proxy}" is already a PROXY server: give this worker another name`);
     expect(b.code).toBe(1);
-    expect(b.stderr).toContain('Tenantplane could not start: WORKER_CLUSTER names no cluster: there is no cluster "no-such-cluster"');
+    expect(b.stderr, b.stderr).toContain('Tenantplane could not start: WORKER_CLUSTER names no cluster: there is no cluster "no-such-cluster"');
   });
 });
 

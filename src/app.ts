@@ -21,6 +21,7 @@ import { Storage } from './storage/s3.ts';
 import { startEmbeddedS3, type EmbeddedS3 } from './storage/embedded.ts';
 import { Jobs } from './jobs/queue.ts';
 import { QUEUES } from './jobs/registry.ts';
+import { registerAppServer } from './modules/fleet/app-servers.ts';
 import { Metrics } from './observability/metrics.ts';
 import { createLogger } from './observability/logger.ts';
 import { FleetConnections } from './modules/fleet/connections.ts';
@@ -143,7 +144,12 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
       metrics,
       secrets,
     };
-    if (config.workers) await jobs.work(services, runJob);
+    if (config.workers) {
+      await jobs.work(services, runJob);
+      // This process is an app server of its cluster from now on, heartbeating until it stops (the row stays).
+      const appServer = await registerAppServer(ownerPool, config, QUEUES.map((q) => q.name), log);
+      cleanup.unshift(() => appServer.stop());
+    }
     // `npm run worker`: the same services and job workers, no HTTP listener.
     const server = opts.http === false ? { port: 0, close: async () => undefined } : await startHttpServer(requestServices(services), config.port, config.host);
     cleanup.unshift(() => server.close());

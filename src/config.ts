@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseIp } from './modules/fleet/validate.ts';
 import { parseMasterKey, parseMasterKeys } from './secrets/envelope.ts';
 
 /** One typed, validated configuration object, read from the environment once. */
@@ -55,6 +56,22 @@ const Env = z.object({
   HTTP_PROCESSES: z.union([z.literal('auto'), z.coerce.number().int().min(1).max(64)]).default(1),
   /** Run job workers in this process (`npm start`); `npm run worker` runs workers only. */
   WORKERS: z.enum(['true', 'false']).default('true'),
+  /**
+   * App servers (src/modules/fleet/app-servers.ts): a process running job workers registers itself as a server of type
+   * APP in WORKER_CLUSTER (default: the default cluster) under WORKER_NAME (default: app-<first label of the host
+   * name>), with its host name and addresses detected (os) unless configured, and heartbeats every
+   * WORKER_HEARTBEAT_SECONDS; it shows unreachable after three missed beats.
+   */
+  WORKER_CLUSTER: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'a cluster name').optional(),
+  WORKER_NAME: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, '1 to 63 lowercase letters, digits and inner hyphens').optional(),
+  WORKER_HOSTNAME: z
+    .string()
+    .max(253)
+    .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/, 'a lowercase host name such as worker1.example.com')
+    .optional(),
+  WORKER_IP: z.string().refine((s) => parseIp(s) !== null, 'an IPv4 or IPv6 address').optional(),
+  WORKER_PRIVATE_IP: z.string().refine((s) => parseIp(s) !== null, 'an IPv4 or IPv6 address').optional(),
+  WORKER_HEARTBEAT_SECONDS: z.coerce.number().min(0.2).max(3600).default(30),
   /** How often pg-boss looks for expired jobs and missed heartbeats (a killed worker's job is retried then). */
   JOBS_SUPERVISE_SECONDS: z.coerce.number().int().min(1).default(30),
   /** Pause after every reported job step: for demos and crash tests only (0 in production). */
@@ -149,6 +166,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       previousKeys: (e.SECRETS_KEY_PREVIOUS ?? '').split(',').map((k) => k.trim()).filter(Boolean),
     },
     workers: e.WORKERS === 'true',
+    appServer: {
+      cluster: e.WORKER_CLUSTER,
+      name: e.WORKER_NAME,
+      hostname: e.WORKER_HOSTNAME,
+      ip: e.WORKER_IP ? parseIp(e.WORKER_IP)! : undefined,
+      privateIp: e.WORKER_PRIVATE_IP ? parseIp(e.WORKER_PRIVATE_IP)! : undefined,
+      heartbeatSeconds: e.WORKER_HEARTBEAT_SECONDS,
+    },
     httpProcesses: e.HTTP_PROCESSES === 'auto' ? os.availableParallelism() : e.HTTP_PROCESSES,
     jobsSuperviseSeconds: e.JOBS_SUPERVISE_SECONDS,
     jobStepDelayMs: e.JOB_STEP_DELAY_MS,

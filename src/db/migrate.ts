@@ -18,6 +18,9 @@ export async function migrate(databaseUrl: string, log: (m: string) => void = ()
     createMigrationsSchema: true,
     migrationsTable: MIGRATIONS_TABLE,
     checkOrder: true,
+    // Processes starting together (several `npm run worker`, a worker next to `npm start`) take turns: the second
+    // waits for the first's migrations, then finds nothing to do, instead of failing "Another migration is running".
+    advisoryLockMode: 'wait',
     log,
     verbose: false,
     logger: { info: log, warn: log, error: log, debug: () => {} },

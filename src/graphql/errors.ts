@@ -50,8 +50,19 @@ function sqlMessage(e: unknown): string {
   return String(cause?.originalMessage ?? err?.message ?? e);
 }
 
-/** Maps our SQL functions' TP* codes (sql/) and common constraint errors to contract errors; else rethrows. */
-export function translateDatabaseError(e: unknown, hints: { uniqueViolation?: AppError; field?: string } = {}): never {
+/** The column a SQL error names (`raise … using column = 'x'`), however Prisma's adapter wrapped it. */
+export function sqlColumn(e: unknown): string | undefined {
+  const err = e as any;
+  const cause = err?.meta?.driverAdapterError?.cause ?? err?.cause;
+  const column = cause?.column ?? err?.column;
+  return typeof column === 'string' ? column : undefined;
+}
+
+/**
+ * Maps our SQL functions' TP* codes (sql/) and common constraint errors to contract errors; else rethrows. A TPIN0
+ * naming a column (`using column = …`) is reported on the input field `columns` maps it to, else on `field`.
+ */
+export function translateDatabaseError(e: unknown, hints: { uniqueViolation?: AppError; field?: string; columns?: Record<string, string> } = {}): never {
   if (e instanceof AppError) throw e;
   const fault = unreachable(e);
   if (fault) throw serviceUnavailable(fault.what);
@@ -64,7 +75,7 @@ export function translateDatabaseError(e: unknown, hints: { uniqueViolation?: Ap
     case 'TPQU0':
       throw new AppError('QUOTA_EXCEEDED', sqlMessage(e));
     case 'TPIN0':
-      throw new AppError('BAD_USER_INPUT', sqlMessage(e), { field: hints.field ?? 'input' });
+      throw new AppError('BAD_USER_INPUT', sqlMessage(e), { field: hints.columns?.[sqlColumn(e) ?? ''] ?? hints.field ?? 'input' });
     case 'TPFB0':
       throw new AppError('FORBIDDEN', sqlMessage(e));
     case 'TPUA0':

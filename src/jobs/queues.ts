@@ -31,6 +31,10 @@ export const MAINTENANCE_QUEUES = {
   'auth-event-expire': z.object({}),
   /** Cron sweeps every due tenant ({}); deleteTenant with no retention names its tenant. */
   'tenant-purge': z.object({ tenantId: uuid.optional() }),
+  /** Fleet checks (src/modules/fleet/checks.ts), asked for by platform staff through app.request_fleet_check (sql/0027). */
+  'database-server-check': z.strictObject({ serverId: uuid, requestedBy: uuid.optional(), requestId: z.string().optional() }),
+  'storage-check': z.strictObject({ storageConfigId: uuid, requestedBy: uuid.optional(), requestId: z.string().optional() }),
+  'server-activate': z.strictObject({ serverId: uuid, requestedBy: uuid.optional(), requestId: z.string().optional() }),
 } as const satisfies Record<string, z.ZodType<Record<string, unknown>>>;
 
 export type TenantQueueName = keyof typeof TENANT_QUEUES;

@@ -7,6 +7,7 @@ import { sitePurgeQueue } from '../modules/sites/purge.ts';
 import { siteCredentialsQueue } from '../modules/sites/credentials.ts';
 import { tenantPurgeQueue } from '../modules/tenants/purge.ts';
 import { tenantExportQueue } from '../modules/backups/export.ts';
+import { databaseServerCheckQueue, serverActivateQueue, storageCheckQueue } from '../modules/fleet/checks.ts';
 import { backupDeleteObjectsQueue, backupExpireQueue, siteBackupQueue, siteBackupScheduleQueue, siteRestoreQueue } from '../modules/backups/jobs.ts';
 
 /** Every queue of the deployment, created at start-up with its retry and expiry options. */
@@ -25,4 +26,7 @@ export const QUEUES: QueueDefinition[] = [
   tenantExportQueue,
   authEventExpireQueue,
   tenantPurgeQueue,
+  databaseServerCheckQueue,
+  storageCheckQueue,
+  serverActivateQueue,
 ];

@@ -2,11 +2,7 @@ import { builder } from '../../graphql/builder.ts';
 import { tenantScopedIdFromGlobalId, uuidFromGlobalId } from '../../graphql/ids.ts';
 import * as sites from './service.ts';
 import { resetSitePassword } from './credentials.ts';
-
-const SiteIsolationEnum = builder.enumType('SiteIsolation', {
-  description: 'SCHEMA: a schema of its own in its database server\'s sites database. DATABASE: a database of its own.',
-  values: ['SCHEMA', 'DATABASE'] as const,
-});
+import { SiteIsolationEnum } from '../fleet/types.ts';
 
 const SiteConnection = builder.objectRef<{ host: string; port: number; database: string; user: string; sslMode: string }>('SiteConnection').implement({
   description: "Where the tenant's own application connects: the site's login role on its database server (the password is shown once, by createSite and resetSitePassword).",
@@ -19,21 +15,6 @@ const SiteConnection = builder.objectRef<{ host: string; port: number; database:
   }),
 });
 
-builder.prismaObject('SitePlan', {
-  description: 'What a site may use (seed 001 Site Plan), and its isolation level.',
-  fields: (t) => ({
-    id: t.exposeID('id', { description: 'The plan\'s name, e.g. site-free.' }),
-    title: t.exposeString('title'),
-    priceCents: t.exposeInt('priceCents'),
-    currency: t.exposeString('currency'),
-    storageLimitBytes: t.expose('storageLimitBytes', { type: 'BigInt' }),
-    connectionLimit: t.exposeInt('connectionLimit'),
-    statementTimeoutMs: t.exposeInt('statementTimeoutMs'),
-    features: t.exposeStringList('features'),
-    isolation: t.expose('isolation', { type: SiteIsolationEnum }),
-    isDefault: t.exposeBoolean('isDefault'),
-  }),
-});
 
 const SiteStatusEnum = builder.enumType('SiteStatus', {
   description: 'PENDING → PROVISIONING → RUNNING → HEALTHY; FAILED; SUSPENDED; SOFT_DELETED → DELETED; RESTORING.',
@@ -89,13 +70,6 @@ builder.prismaNode('Site', {
 
 builder.prismaObjectFields('Job', (t) => ({ site: t.relation('site', { nullable: true }) }));
 
-builder.queryField('sitePlans', (t) =>
-  t.prismaField({
-    type: ['SitePlan'],
-    description: 'The site plans, cheapest first.',
-    resolve: (query, _root, _args, ctx) => ctx.db.sitePlan.findMany({ ...query, orderBy: [{ priceCents: 'asc' }, { id: 'asc' }] }),
-  }),
-);
 
 builder.prismaObjectFields('Tenant', (t) => ({
   sites: t.relatedConnection('sites', {

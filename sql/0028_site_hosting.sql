@@ -5,7 +5,7 @@
 
 -- The active, checked database server of the site's cluster with the most free places (capacity minus its live
 -- sites) gets the site; a server in MAINTENANCE, PENDING or full gets none. Placements in one cluster are serialised
--- by a lock on the cluster's row, so concurrent createSite calls never overfill a server. The site's isolation,
+-- by a lock on the cluster's row (FOR NO KEY UPDATE), so concurrent createSite calls never overfill a server. The site's isolation,
 -- database name and login role are set here from its plan; the request role can write none of them itself.
 create function app.place_site(p_tenant_id uuid, p_site_id uuid) returns uuid
   language plpgsql volatile security definer
@@ -27,7 +27,9 @@ begin
   if not found then
     raise exception 'site not found, or already placed' using errcode = 'TPNF0';
   end if;
-  select c.name into v_cluster_name from app_public.clusters c where c.id = v_cluster for update;
+  -- NO KEY UPDATE: placements wait for each other, while the KEY SHARE locks that inserting sites take (their foreign
+  -- key to the cluster) do not wait for a placement, nor make it deadlock.
+  select c.name into v_cluster_name from app_public.clusters c where c.id = v_cluster for no key update;
   select d.server_id into v_server
     from app_public.database_servers d
     join app_public.servers sv on sv.id = d.server_id

@@ -8,21 +8,8 @@ import { applySitePassword } from './credentials.ts';
 import { canTransition } from './lifecycle.ts';
 import { SITE_PROVISION_ATTEMPTS } from './service.ts';
 
-/** Runs fn in one transaction on the owner pool (DDL the app role may not do). */
-export async function asOwner<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const c = await pool.connect();
-  try {
-    await c.query('begin');
-    const r = await fn(c);
-    await c.query('commit');
-    return r;
-  } catch (e) {
-    await c.query('rollback').catch(() => undefined);
-    throw e;
-  } finally {
-    c.release();
-  }
-}
+/** Runs fn in one transaction on the owner pool (DDL the app role may not do): inTransaction by its older name. */
+export const asOwner = inTransaction;
 
 export async function moveSite(run: JobRun<unknown>, siteId: string, to: SiteStatus, extra: Record<string, unknown> = {}) {
   await run.withDb(async (tx) => {

@@ -34,6 +34,8 @@ beforeAll(async () => {
   clusterId = c.createCluster.id;
   // A login that may log in but not create roles or databases.
   await pg2.query(`create role weakling login password 'weak-password'`);
+  // The first check closes every database to PUBLIC (a site's login must reach none): the weakling is let in by name.
+  await pg2.query(`grant connect on database postgres to weakling`);
 }, 60_000);
 afterAll(async () => {
   await db?.end();

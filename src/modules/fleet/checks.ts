@@ -101,6 +101,18 @@ async function connect(row: DatabaseServerRow, password: string, database: strin
   }
 }
 
+/**
+ * A fleet server is dedicated to sites: every database on it that PUBLIC may connect to (`postgres`, `template1`, any
+ * other) loses that, so a site's login reaches its own database and nothing else; each site database grants CONNECT
+ * to its own login only. Returns the databases still open to PUBLIC (the admin login could not revoke it).
+ */
+async function closeDatabasesToPublic(client: pg.Client): Promise<string[]> {
+  const open = async () =>
+    (await client.query<{ datname: string }>(`select datname from pg_database where datallowconn and has_database_privilege('public', datname, 'CONNECT') order by datname`)).rows.map((r) => r.datname);
+  for (const name of await open()) await client.query(`revoke connect, temporary on database ${ident(name)} from public`);
+  return open();
+}
+
 export interface DatabaseCheckResult {
   passed: boolean;
   error: string | null;
@@ -111,7 +123,8 @@ export interface DatabaseCheckResult {
 /**
  * Connects as the admin login (to the sites database, or to `postgres` while it does not exist yet), requires
  * PostgreSQL ≥ 15 and a login that may create roles and databases, and creates the sites database when missing
- * (with no CONNECT for PUBLIC: each site's role is granted its own). Never throws for what it finds: a failure is the
+ * (with no CONNECT for PUBLIC: each site's role is granted its own), and closes the server's other databases to PUBLIC
+ * (closeDatabasesToPublic). Never throws for what it finds: a failure is the
  * result.
  */
 export async function checkPostgres(row: DatabaseServerRow, password: string | null): Promise<DatabaseCheckResult> {
@@ -153,6 +166,12 @@ export async function checkPostgres(row: DatabaseServerRow, password: string | n
       await client.end().catch(() => undefined);
       client = await connect(row, password, row.sites_database);
       await client.query('select 1');
+    }
+    if (!row.managed) {
+      const open = await closeDatabasesToPublic(client);
+      if (open.length) {
+        return { ...result, error: `PUBLIC may connect to ${open.map((d) => `"${d}"`).join(', ')} and ${row.admin_user} may not revoke it: a site's login would reach it. Revoke CONNECT on it from PUBLIC, or register a superuser` };
+      }
     }
     return { ...result, passed: true };
   } catch (e) {

@@ -134,6 +134,10 @@ describe('database servers', () => {
     expect(everywhere.rows[0]).toEqual({ audit: 0, jobs: 0, rows: 0 });
     const type = await staff.gql.ok(`{ __type(name: "DatabaseServer") { fields { name } } }`);
     expect(type.__type.fields.map((f: any) => f.name).filter((n: string) => /password|secret/i.test(n))).toEqual([]);
+    // Removed from the fleet, the server takes its sealed password with it (sql/0032).
+    await db.query(`delete from app_public.database_servers where server_id = $1`, [uuid(s.id)]);
+    await db.query(`delete from app_public.servers where id = $1`, [uuid(s.id)]);
+    expect((await db.query(`select count(*)::int as n from app_private.secrets where kind = 'database-server-password' and ref = $1`, [uuid(s.id)])).rows[0].n).toBe(0);
   });
 
   it('malformed connection settings are refused naming their field', async () => {

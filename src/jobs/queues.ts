@@ -16,6 +16,8 @@ export const TENANT_QUEUES = {
   'document-process': { permissions: ['documents:write'], args: z.strictObject({ documentId: uuid }) },
   'site-provision': { permissions: ['sites:write', 'sites:operate'], args: z.strictObject({ siteId: uuid }) },
   'site-credentials': { permissions: ['sites:write'], args: z.strictObject({ siteId: uuid }) },
+  'site-measure': { permissions: ['sites:operate'], args: z.strictObject({ siteId: uuid }) },
+  'site-apply-plan': { permissions: ['sites:write'], args: z.strictObject({ siteId: uuid }) },
   'site-backup': { permissions: ['backups:write'], args: z.strictObject({ siteId: uuid, backupId: uuid }) },
   'site-restore': { permissions: ['sites:operate'], args: z.strictObject({ siteId: uuid, backupId: uuid, previousStatus: z.enum(['HEALTHY', 'SOFT_DELETED']) }) },
   'tenant-export': { permissions: ['tenants:export'], args: z.strictObject({}) },
@@ -27,6 +29,7 @@ export const MAINTENANCE_QUEUES = {
   'backup-expire': z.object({}),
   'site-purge': z.object({}),
   'site-backup-schedule': z.object({}),
+  'site-measure-all': z.object({}),
   'upload-expire': z.object({}),
   'auth-event-expire': z.object({}),
   /** Cron sweeps every due tenant ({}); deleteTenant with no retention names its tenant. */

@@ -5,6 +5,7 @@ import { authEventExpireQueue } from '../modules/identity/jobs.ts';
 import { siteProvisionQueue } from '../modules/sites/provisioning.ts';
 import { sitePurgeQueue } from '../modules/sites/purge.ts';
 import { siteCredentialsQueue } from '../modules/sites/credentials.ts';
+import { siteApplyPlanQueue, siteMeasureAllQueue, siteMeasureQueue } from '../modules/sites/usage.ts';
 import { tenantPurgeQueue } from '../modules/tenants/purge.ts';
 import { tenantExportQueue } from '../modules/backups/export.ts';
 import { databaseServerCheckQueue, serverActivateQueue, storageCheckQueue } from '../modules/fleet/checks.ts';
@@ -17,6 +18,9 @@ export const QUEUES: QueueDefinition[] = [
   uploadExpireQueue,
   siteProvisionQueue,
   siteCredentialsQueue,
+  siteMeasureQueue,
+  siteMeasureAllQueue,
+  siteApplyPlanQueue,
   sitePurgeQueue,
   siteBackupQueue,
   siteRestoreQueue,

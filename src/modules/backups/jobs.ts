@@ -5,12 +5,12 @@ import type { Context } from '../../graphql/context.ts';
 import { PermanentJobError, RefusedJob } from '../jobs/run.ts';
 import { APPS, ident } from '../sites/apps.ts';
 import { asOwner, moveSite } from '../sites/provisioning.ts';
-import { ensureSiteHome, homePool, siteHome } from '../sites/hosting.ts';
+import { siteFilesPrefix } from '../sites/usage.ts';
+import { ensureSiteHome, homePool, setSiteWriteAccess, siteAccess, siteHome } from '../sites/hosting.ts';
 import type { Storage } from '../../storage/s3.ts';
 import { writeArchive, restoreArchive, restoreFiles, swapSchemas } from './archive.ts';
 import { BACKUP_ATTEMPTS, RESTORE_ATTEMPTS, backupPrefix, backupSite } from './service.ts';
 
-const siteFilesPrefix = (tenantId: string, siteId: string) => `tenants/${tenantId}/sites/${siteId}/files/`;
 
 /** The storage holding a backup: the configuration it recorded (the deployment's own for backups older than the fleet). */
 async function backupStorage(services: WorkerServices, tenantId: string, backupId: string): Promise<Storage> {
@@ -168,7 +168,7 @@ export const siteRestoreQueue = tenantQueue({
     await run.progress(5, 'verifying archive');
     // The site's roles and database exist again (a purged or moved site's are recreated), then the archive is
     // loaded as its owner role into a fresh schema next to the live one.
-    await ensureSiteHome(services, home, site.plan);
+    await ensureSiteHome(services, home, siteAccess(site));
     const pool = await homePool(services, home);
     await pool.query(`drop schema if exists ${ident(incoming)} cascade`);
     const clock = phaseClock(restorePhase);
@@ -189,6 +189,8 @@ export const siteRestoreQueue = tenantQueue({
       await swapSchemas({ client: c, live, incoming, dropOld: true });
       await c.query(`alter schema ${ident(live)} owner to ${ident(role)}`);
     });
+    // A site over its storage limit keeps reading (and only that) from the restored tables too.
+    if (site.overStorageLimit) await setSiteWriteAccess(services, home, true);
     await asOwner(services.ownerPool, async (c) => {
       await c.query(
         `insert into app_public.tenant_schemas (tenant_id, schema_name, site_id, owner_role) values ($1, $2, $3, $4) on conflict (tenant_id, schema_name) do nothing`,

@@ -92,25 +92,73 @@ export interface SiteLimits {
   statementTimeoutMs: number;
 }
 
+/**
+ * What the site's login may do: its plan's limits, and whether the site is over its storage limit (then it reads,
+ * deletes and truncates, and writes nothing, until a measure finds it back under: src/modules/sites/usage.ts).
+ */
+export interface SiteAccess extends SiteLimits {
+  overStorageLimit?: boolean;
+}
+
+/** A site row's access: its plan's limits and its over-limit flag. */
+export function siteAccess(site: { plan: SiteLimits; overStorageLimit: boolean }): SiteAccess {
+  return { connectionLimit: site.plan.connectionLimit, statementTimeoutMs: site.plan.statementTimeoutMs, overStorageLimit: site.overStorageLimit };
+}
+
 /** Creates the site's owner and login roles on the server (idempotent) and applies its plan's limits. */
-export async function ensureSiteRoles(c: pg.ClientBase, home: SiteHome, limits: SiteLimits) {
+export async function ensureSiteRoles(c: pg.ClientBase, home: SiteHome, access: SiteAccess) {
   await c.query(`select pg_advisory_xact_lock(hashtextextended($1, 0))`, [home.ownerRole]);
   const owner = await c.query(`select 1 from pg_roles where rolname = $1`, [home.ownerRole]);
   if (!owner.rowCount) await c.query(`create role ${ident(home.ownerRole)} nologin nosuperuser nocreatedb nocreaterole noinherit nobypassrls`);
   const login = await c.query(`select 1 from pg_roles where rolname = $1`, [home.loginRole]);
   if (!login.rowCount) await c.query(`create role ${ident(home.loginRole)} login nosuperuser nocreatedb nocreaterole noinherit nobypassrls`);
-  await c.query(`grant ${ident(home.ownerRole)} to ${ident(home.loginRole)}`);
-  await applySiteLimits(c, home, limits);
+  if (!access.overStorageLimit) await c.query(`grant ${ident(home.ownerRole)} to ${ident(home.loginRole)}`);
+  await applySiteLimits(c, home, access);
 }
 
 /** Connection limit, statement timeout, and the session defaults that put a login straight into its own schema. */
-export async function applySiteLimits(c: pg.ClientBase, home: SiteHome, limits: SiteLimits, opts: { readOnly?: boolean } = {}) {
+export async function applySiteLimits(c: pg.ClientBase, home: SiteHome, access: SiteAccess) {
   const login = ident(home.loginRole);
-  await c.query(`alter role ${login} connection limit ${Math.trunc(limits.connectionLimit)}`);
-  await c.query(`alter role ${login} set statement_timeout = ${Math.trunc(limits.statementTimeoutMs)}`);
+  await c.query(`alter role ${login} connection limit ${Math.trunc(access.connectionLimit)}`);
+  await c.query(`alter role ${login} set statement_timeout = ${Math.trunc(access.statementTimeoutMs)}`);
   await c.query(`alter role ${login} set search_path = ${ident(home.schema)}`);
-  if (opts.readOnly) await c.query(`alter role ${login} reset role`);
+  if (access.overStorageLimit) await c.query(`alter role ${login} reset role`);
   else await c.query(`alter role ${login} set role = ${ident(home.ownerRole)}`);
+}
+
+/**
+ * Over its storage limit, a site's login leaves its owner role: it keeps USAGE on its schema and SELECT, DELETE and
+ * TRUNCATE on its tables (SELECT on its sequences), granted directly, so the application can read and make room but
+ * not write; its open sessions (which became the owner at login) are ended. Back under, it becomes the owner again
+ * and the direct grants go. Privileges, not a setting the application could undo. Idempotent, on the site's database.
+ */
+export async function setSiteWriteAccess(services: WorkerServices, home: SiteHome, overStorageLimit: boolean) {
+  const pool = await homePool(services, home);
+  const login = ident(home.loginRole);
+  const owner = ident(home.ownerRole);
+  const schema = ident(home.schema);
+  await inTransaction(pool, async (c) => {
+    await c.query(`select pg_advisory_xact_lock(hashtextextended($1, 0))`, [home.ownerRole]);
+    if (overStorageLimit) {
+      await c.query(`revoke ${owner} from ${login}`);
+      await c.query(`alter role ${login} reset role`);
+      // As the owner of the tables: only the owner (or a member) may grant on them.
+      await c.query(`set local role ${owner}`);
+      await c.query(`grant usage on schema ${schema} to ${login}`);
+      await c.query(`grant select, delete, truncate on all tables in schema ${schema} to ${login}`);
+      await c.query(`grant select on all sequences in schema ${schema} to ${login}`);
+      await c.query(`reset role`);
+    } else {
+      await c.query(`set local role ${owner}`);
+      await c.query(`revoke all on all tables in schema ${schema} from ${login}`);
+      await c.query(`revoke all on all sequences in schema ${schema} from ${login}`);
+      await c.query(`revoke all on schema ${schema} from ${login}`);
+      await c.query(`reset role`);
+      await c.query(`grant ${owner} to ${login}`);
+      await c.query(`alter role ${login} set role = ${owner}`);
+    }
+  });
+  if (overStorageLimit) await pool.query(`select pg_terminate_backend(pid) from pg_stat_activity where usename = $1`, [home.loginRole]);
 }
 
 export async function setLoginPassword(c: pg.ClientBase, home: SiteHome, password: string) {
@@ -121,9 +169,9 @@ export async function setLoginPassword(c: pg.ClientBase, home: SiteHome, passwor
  * Creates what the site needs on its server, idempotently: roles, its own database (DATABASE isolation) closed to
  * PUBLIC and open to its login role, and its schema owned by its owner role.
  */
-export async function ensureSiteHome(services: WorkerServices, home: SiteHome, limits: SiteLimits) {
+export async function ensureSiteHome(services: WorkerServices, home: SiteHome, access: SiteAccess) {
   const sitesPool = await services.fleet.pool(home.serverId);
-  await inTransaction(sitesPool, (c) => ensureSiteRoles(c, home, limits));
+  await inTransaction(sitesPool, (c) => ensureSiteRoles(c, home, access));
   if (home.isolation === 'DATABASE') {
     const endpoint = await services.fleet.server(home.serverId);
     await ensureDatabase(await services.fleet.clientConfig(endpoint, endpoint.sitesDatabase), home.database, home.ownerRole);

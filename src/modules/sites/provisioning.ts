@@ -3,9 +3,10 @@ import { tenantQueue } from '../../jobs/queue.ts';
 import type { SiteStatus } from '../../db/generated/prisma/enums.ts';
 import { PermanentJobError, type JobRun } from '../jobs/run.ts';
 import { APPS, ident } from './apps.ts';
-import { ensureSiteHome, homePool, inTransaction, siteHome, type SiteHome } from './hosting.ts';
+import { ensureSiteHome, homePool, inTransaction, siteAccess, siteHome, type SiteHome } from './hosting.ts';
 import { applySitePassword } from './credentials.ts';
 import { canTransition } from './lifecycle.ts';
+import { siteFilesPrefix } from './usage.ts';
 import { SITE_PROVISION_ATTEMPTS } from './service.ts';
 
 /** Runs fn in one transaction on the owner pool (DDL the app role may not do): inTransaction by its older name. */
@@ -80,14 +81,14 @@ export const siteProvisionQueue = tenantQueue({
     if (site.status !== 'PENDING') await run.log(`resuming from ${site.status}`);
     const endpoint = await services.fleet.server(home.serverId);
     await run.progress(10, 'creating roles and schema', `${home.isolation === 'DATABASE' ? 'database' : 'schema'} ${home.isolation === 'DATABASE' ? home.database : home.schema} on ${endpoint.host}:${endpoint.port}, login ${home.loginRole}`);
-    await ensureSiteHome(services, home, site.plan);
+    await ensureSiteHome(services, home, siteAccess(site));
     await applySitePassword(services, site.tenantId, site.id, home);
     const pool = await homePool(services, home);
     await run.progress(30, 'installing apps', site.apps.length ? `apps: ${site.apps.join(', ')}` : 'no apps');
     await installApps(pool, home, site.apps);
     await run.progress(55, 'creating storage prefix');
     const { storage } = await services.fleet.storage(site.clusterId);
-    await storage.putEmpty(`tenants/${site.tenantId}/sites/${site.id}/files/.keep`);
+    await storage.putEmpty(`${siteFilesPrefix(site.tenantId, site.id)}.keep`);
     await run.progress(70, 'recording schema');
     await asOwner(services.ownerPool, (c) =>
       c.query(

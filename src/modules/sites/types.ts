@@ -2,6 +2,7 @@ import { builder } from '../../graphql/builder.ts';
 import { tenantScopedIdFromGlobalId, uuidFromGlobalId } from '../../graphql/ids.ts';
 import * as sites from './service.ts';
 import { resetSitePassword } from './credentials.ts';
+import { changeSitePlan, requestSiteMeasure } from './usage.ts';
 import { SiteIsolationEnum } from '../fleet/types.ts';
 
 const SiteConnection = builder.objectRef<{ host: string; port: number; database: string; user: string; sslMode: string }>('SiteConnection').implement({
@@ -15,6 +16,21 @@ const SiteConnection = builder.objectRef<{ host: string; port: number; database:
   }),
 });
 
+
+const SiteUsage = builder
+  .objectRef<{ databaseBytes: bigint; fileBytes: bigint; limitBytes: bigint; measuredAt: Date; overStorageLimit: boolean }>('SiteUsage')
+  .implement({
+    description: "The site's last measure against its plan (every SITE_MEASURE_CRON, or measureSite).",
+    fields: (t) => ({
+      databaseBytes: t.field({ type: 'BigInt', description: 'Its schema (tables, indexes, sequences), or its whole database when it has one of its own.', resolve: (u) => u.databaseBytes }),
+      fileBytes: t.field({ type: 'BigInt', description: 'Its files in object storage.', resolve: (u) => u.fileBytes }),
+      totalBytes: t.field({ type: 'BigInt', resolve: (u) => u.databaseBytes + u.fileBytes }),
+      limitBytes: t.field({ type: 'BigInt', description: "Its plan's storage limit.", resolve: (u) => u.limitBytes }),
+      fraction: t.float({ description: 'totalBytes / limitBytes (above 1: over the limit).', resolve: (u) => Number(u.databaseBytes + u.fileBytes) / Number(u.limitBytes) }),
+      overStorageLimit: t.exposeBoolean('overStorageLimit'),
+      measuredAt: t.expose('measuredAt', { type: 'DateTime' }),
+    }),
+  });
 
 const SiteStatusEnum = builder.enumType('SiteStatus', {
   description: 'PENDING → PROVISIONING → RUNNING → HEALTHY; FAILED; SUSPENDED; SOFT_DELETED → DELETED; RESTORING.',
@@ -37,6 +53,16 @@ builder.prismaNode('Site', {
     clusterName: t.string({ select: { cluster: { select: { name: true } } }, resolve: (site) => site.cluster.name }),
     overStorageLimit: t.exposeBoolean('overStorageLimit', { description: 'Measured over its plan\'s storage limit: its login may read and delete, not write, until it is back under.' }),
     measuredAt: t.expose('measuredAt', { type: 'DateTime', nullable: true }),
+    usage: t.field({
+      type: SiteUsage,
+      nullable: true,
+      description: 'Null until the site is first measured.',
+      select: { databaseBytes: true, fileBytes: true, measuredAt: true, overStorageLimit: true, plan: { select: { storageLimitBytes: true } } },
+      resolve: (site) =>
+        site.measuredAt && site.databaseBytes !== null && site.fileBytes !== null
+          ? { databaseBytes: site.databaseBytes, fileBytes: site.fileBytes, measuredAt: site.measuredAt, overStorageLimit: site.overStorageLimit, limitBytes: site.plan.storageLimitBytes }
+          : null,
+    }),
     connection: t.field({
       type: SiteConnection,
       nullable: true,
@@ -139,6 +165,28 @@ builder.mutationFields((t) => ({
       const { tenantId, id } = siteId(args.siteId);
       const { job, password } = await resetSitePassword(ctx, tenantId, id);
       return { tenantId, siteId: id, jobId: job.id, password };
+    },
+  }),
+  measureSite: t.field({
+    extensions: { permission: 'sites:operate' },
+    type: SiteJobPayload,
+    description: 'Measures the site against its plan now (a job), as the periodic measure does; site.usage shows the result.',
+    args: { siteId: t.arg.id({ required: true }) },
+    resolve: async (_root, args, ctx) => {
+      const { tenantId, id } = siteId(args.siteId);
+      const job = await requestSiteMeasure(ctx, tenantId, id);
+      return { tenantId, siteId: id, jobId: job.id };
+    },
+  }),
+  changeSitePlan: t.field({
+    extensions: { permission: 'sites:write' },
+    type: SiteJobPayload,
+    description: "Puts the site on another plan of the same isolation level (audited); the job applies its limits to the site's login and measures it against its storage limit.",
+    args: { siteId: t.arg.id({ required: true }), plan: t.arg.string({ required: true, description: 'The plan by name, e.g. site-pro.' }) },
+    resolve: async (_root, args, ctx) => {
+      const { tenantId, id } = siteId(args.siteId);
+      const job = await changeSitePlan(ctx, tenantId, id, args.plan);
+      return { tenantId, siteId: id, jobId: job.id };
     },
   }),
   retrySiteProvisioning: t.field({

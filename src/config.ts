@@ -81,6 +81,8 @@ const Env = z.object({
   SITE_RETENTION_DAYS: z.coerce.number().int().min(0).default(30),
   /** Every live site is measured against its plan on SITE_MEASURE_CRON (UTC): its size, and whether it is over its storage limit. */
   SITE_MEASURE_CRON: z.string().default('*/10 * * * *'),
+  /** A moved site's old copy (schema or database on its old home) is kept this long, then dropped (0: at once). */
+  SITE_MOVE_GRACE_SECONDS: z.coerce.number().int().min(0).default(86400),
   /** The sites database on the deployment's own PostgreSQL (the managed database server): default `<control-plane database>_sites`. */
   SITES_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lowercase PostgreSQL identifier').optional(),
   /** A deleted tenant is purged (rows, objects, site schemas, backups) this long after deleteTenant; 0: at once. */
@@ -179,7 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     httpProcesses: e.HTTP_PROCESSES === 'auto' ? os.availableParallelism() : e.HTTP_PROCESSES,
     jobsSuperviseSeconds: e.JOBS_SUPERVISE_SECONDS,
     jobStepDelayMs: e.JOB_STEP_DELAY_MS,
-    sites: { baseDomain: e.BASE_DOMAIN, retentionDays: e.SITE_RETENTION_DAYS, database: e.SITES_DATABASE, measureCron: e.SITE_MEASURE_CRON },
+    sites: { baseDomain: e.BASE_DOMAIN, retentionDays: e.SITE_RETENTION_DAYS, database: e.SITES_DATABASE, measureCron: e.SITE_MEASURE_CRON, moveGraceSeconds: e.SITE_MOVE_GRACE_SECONDS },
     tenants: { retentionDays: e.TENANT_RETENTION_DAYS },
     backups: { retentionDays: e.BACKUP_RETENTION_DAYS, cron: e.BACKUP_CRON },
     logLevel: e.LOG_LEVEL,

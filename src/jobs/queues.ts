@@ -18,6 +18,8 @@ export const TENANT_QUEUES = {
   'site-credentials': { permissions: ['sites:write'], args: z.strictObject({ siteId: uuid }) },
   'site-measure': { permissions: ['sites:operate'], args: z.strictObject({ siteId: uuid }) },
   'site-apply-plan': { permissions: ['sites:write'], args: z.strictObject({ siteId: uuid }) },
+  /** The target home: a database server (the current one for a change of isolation only) and an isolation level. */
+  'site-move': { permissions: ['sites:operate'], args: z.strictObject({ siteId: uuid, serverId: uuid, isolation: z.enum(['SCHEMA', 'DATABASE']) }) },
   'site-backup': { permissions: ['backups:write'], args: z.strictObject({ siteId: uuid, backupId: uuid }) },
   'site-restore': { permissions: ['sites:operate'], args: z.strictObject({ siteId: uuid, backupId: uuid, previousStatus: z.enum(['HEALTHY', 'SOFT_DELETED']) }) },
   'tenant-export': { permissions: ['tenants:export'], args: z.strictObject({}) },
@@ -30,6 +32,7 @@ export const MAINTENANCE_QUEUES = {
   'site-purge': z.object({}),
   'site-backup-schedule': z.object({}),
   'site-measure-all': z.object({}),
+  'site-drop-old-copies': z.object({}),
   'upload-expire': z.object({}),
   'auth-event-expire': z.object({}),
   /** Cron sweeps every due tenant ({}); deleteTenant with no retention names its tenant. */

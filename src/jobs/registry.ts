@@ -5,6 +5,7 @@ import { authEventExpireQueue } from '../modules/identity/jobs.ts';
 import { siteProvisionQueue } from '../modules/sites/provisioning.ts';
 import { sitePurgeQueue } from '../modules/sites/purge.ts';
 import { siteCredentialsQueue } from '../modules/sites/credentials.ts';
+import { siteDropOldCopiesQueue, siteMoveQueue } from '../modules/sites/move.ts';
 import { siteApplyPlanQueue, siteMeasureAllQueue, siteMeasureQueue } from '../modules/sites/usage.ts';
 import { tenantPurgeQueue } from '../modules/tenants/purge.ts';
 import { tenantExportQueue } from '../modules/backups/export.ts';
@@ -21,6 +22,8 @@ export const QUEUES: QueueDefinition[] = [
   siteMeasureQueue,
   siteMeasureAllQueue,
   siteApplyPlanQueue,
+  siteMoveQueue,
+  siteDropOldCopiesQueue,
   sitePurgeQueue,
   siteBackupQueue,
   siteRestoreQueue,

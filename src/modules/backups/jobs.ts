@@ -4,7 +4,7 @@ import { requestServices } from '../../services.ts';
 import type { Context } from '../../graphql/context.ts';
 import { PermanentJobError, RefusedJob } from '../jobs/run.ts';
 import { APPS, ident } from '../sites/apps.ts';
-import { asOwner, moveSite } from '../sites/provisioning.ts';
+import { asOwner, setSiteStatus } from '../sites/provisioning.ts';
 import { siteFilesPrefix } from '../sites/usage.ts';
 import { ensureSiteHome, homePool, setSiteWriteAccess, siteAccess, siteHome } from '../sites/hosting.ts';
 import type { Storage } from '../../storage/s3.ts';
@@ -203,18 +203,18 @@ export const siteRestoreQueue = tenantQueue({
     // again as it is copied back.
     if (siteStorage !== storage) throw new PermanentJobError('the backup is in another storage than the site\'s cluster: restore it in its own cluster');
     await restoreFiles({ storage, prefix: backup.objectKey, toPrefix: siteFilesPrefix(tenantId, siteId), manifest: restored.manifest, exact: true });
-    await moveSite(run, siteId, 'RUNNING', { schemaName: live, deletedAt: null, retentionUntil: null });
+    await setSiteStatus(run, siteId, 'RUNNING', { schemaName: live, deletedAt: null, retentionUntil: null });
     await step(95, 'health check');
-    await moveSite(run, siteId, 'HEALTHY');
+    await setSiteStatus(run, siteId, 'HEALTHY');
     await run.log(clock.line());
     return { backupId, schema: live };
   },
   async onFailed(run) {
     await dropIncoming(run.services, run.tenantId, run.args.siteId).catch(() => undefined);
-    await moveSite(run, run.args.siteId, run.args.previousStatus).catch(() => undefined);
+    await setSiteStatus(run, run.args.siteId, run.args.previousStatus).catch(() => undefined);
   },
   async onCancelled(run) {
-    await moveSite(run, run.args.siteId, run.args.previousStatus).catch(() => undefined);
+    await setSiteStatus(run, run.args.siteId, run.args.previousStatus).catch(() => undefined);
   },
 });
 

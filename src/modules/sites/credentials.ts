@@ -41,6 +41,7 @@ export function resetSitePassword(ctx: Context, tenantId: string, siteId: string
     if (!site.loginRole || site.status === 'SOFT_DELETED' || site.status === 'DELETED') {
       throw badInput('siteId', `the site is ${site.status}: it has no login to reset`);
     }
+    if (site.status === 'MOVING') throw badInput('siteId', 'the site is moving: reset its password once the move has ended');
     const password = await newSitePassword(ctx, tenantId, siteId);
     const job = await enqueueTrackedJob(ctx, 'site-credentials', { tenantId, siteId, args: { siteId } });
     await recordAudit(ctx, { tenantId, action: 'resetSitePassword', targetType: 'Site', targetId: siteId });

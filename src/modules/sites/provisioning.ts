@@ -12,7 +12,7 @@ import { SITE_PROVISION_ATTEMPTS } from './service.ts';
 /** Runs fn in one transaction on the owner pool (DDL the app role may not do): inTransaction by its older name. */
 export const asOwner = inTransaction;
 
-export async function moveSite(run: JobRun<unknown>, siteId: string, to: SiteStatus, extra: Record<string, unknown> = {}) {
+export async function setSiteStatus(run: JobRun<unknown>, siteId: string, to: SiteStatus, extra: Record<string, unknown> = {}) {
   await run.withDb(async (tx) => {
     const site = await tx.site.findUnique({ where: { tenantId_id: { tenantId: run.tenantId, id: siteId } }, select: { status: true } });
     if (!site) throw new PermanentJobError('the site no longer exists');
@@ -76,7 +76,7 @@ export const siteProvisionQueue = tenantQueue({
     if (!site.databaseServerId) throw new PermanentJobError('the site has no database server (it was created before placement existed)');
     const home = await siteHome(services, site);
     if (site.status === 'HEALTHY') return { schema: home.schema, role: home.loginRole, resumed: 'already healthy' };
-    if (site.status === 'PENDING') await moveSite(run, site.id, 'PROVISIONING');
+    if (site.status === 'PENDING') await setSiteStatus(run, site.id, 'PROVISIONING');
     else if (site.status !== 'PROVISIONING' && site.status !== 'RUNNING') throw new PermanentJobError(`the site is ${site.status}: nothing to provision`);
     if (site.status !== 'PENDING') await run.log(`resuming from ${site.status}`);
     const endpoint = await services.fleet.server(home.serverId);
@@ -97,20 +97,20 @@ export const siteProvisionQueue = tenantQueue({
         [site.tenantId, home.schema, site.id, home.ownerRole],
       ),
     );
-    await moveSite(run, site.id, 'RUNNING', { schemaName: home.schema });
+    await setSiteStatus(run, site.id, 'RUNNING', { schemaName: home.schema });
     await run.progress(80, 'health check');
     const health = await healthCheck(pool, home, site.apps);
     await asOwner(services.ownerPool, (c) =>
       c.query(`update app_public.tenant_schemas set size_bytes = $3 where tenant_id = $1 and schema_name = $2`, [site.tenantId, home.schema, health.sizeBytes]),
     );
-    await moveSite(run, site.id, 'HEALTHY');
+    await setSiteStatus(run, site.id, 'HEALTHY');
     await run.log(`healthy: ${JSON.stringify(health.tables)}`);
     return { schema: home.schema, role: home.loginRole, database: home.database, ...health };
   },
   async onFailed(run) {
-    await moveSite(run, run.args.siteId, 'FAILED').catch(() => undefined);
+    await setSiteStatus(run, run.args.siteId, 'FAILED').catch(() => undefined);
   },
   async onCancelled(run) {
-    await moveSite(run, run.args.siteId, 'FAILED').catch(() => undefined);
+    await setSiteStatus(run, run.args.siteId, 'FAILED').catch(() => undefined);
   },
 });

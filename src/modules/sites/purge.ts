@@ -1,3 +1,4 @@
+import { dropDueOldCopies } from './move.ts';
 import { maintenanceQueue } from '../../jobs/queue.ts';
 import { asOwner } from './provisioning.ts';
 import { siteSchemaName } from './apps.ts';
@@ -26,6 +27,8 @@ export const sitePurgeQueue = maintenanceQueue({
       const { storage } = await services.fleet.storage(site.cluster_id);
       await storage.deletePrefix(`tenants/${site.tenant_id}/sites/${site.id}/`);
       // On its own server: its schema or database, and its login and owner roles.
+      // The copies earlier moves left behind, then its home.
+      await dropDueOldCopies(services, { tenantId: site.tenant_id, siteId: site.id, now: true });
       if (site.databaseServerId) await dropSiteHome(services, await siteHome(services, { ...site, id: site.id }));
       await asOwner(services.ownerPool, async (c) => {
         await c.query(`delete from app_public.tenant_schemas where tenant_id = $1 and schema_name = $2`, [site.tenant_id, schema]);

@@ -3,6 +3,7 @@ import { tenantScopedIdFromGlobalId, uuidFromGlobalId } from '../../graphql/ids.
 import * as sites from './service.ts';
 import { resetSitePassword } from './credentials.ts';
 import { changeSitePlan, requestSiteMeasure } from './usage.ts';
+import { moveSite } from './move.ts';
 import { SiteIsolationEnum } from '../fleet/types.ts';
 
 const SiteConnection = builder.objectRef<{ host: string; port: number; database: string; user: string; sslMode: string }>('SiteConnection').implement({
@@ -33,8 +34,8 @@ const SiteUsage = builder
   });
 
 const SiteStatusEnum = builder.enumType('SiteStatus', {
-  description: 'PENDING → PROVISIONING → RUNNING → HEALTHY; FAILED; SUSPENDED; SOFT_DELETED → DELETED; RESTORING.',
-  values: ['PENDING', 'PROVISIONING', 'RUNNING', 'HEALTHY', 'FAILED', 'SUSPENDED', 'SOFT_DELETED', 'DELETED', 'RESTORING'] as const,
+  description: 'PENDING → PROVISIONING → RUNNING → HEALTHY; FAILED; SUSPENDED; SOFT_DELETED → DELETED; RESTORING; MOVING (moveSite) → HEALTHY.',
+  values: ['PENDING', 'PROVISIONING', 'RUNNING', 'HEALTHY', 'FAILED', 'SUSPENDED', 'SOFT_DELETED', 'DELETED', 'RESTORING', 'MOVING'] as const,
 });
 
 builder.prismaNode('Site', {
@@ -136,6 +137,14 @@ const CreateSiteInput = builder.inputType('CreateSiteInput', {
   }),
 });
 
+const MoveSiteInput = builder.inputType('MoveSiteInput', {
+  description: 'Where to move a site: another database server of its cluster, the other isolation level, or both.',
+  fields: (t) => ({
+    server: t.id({ description: "A database server (its Server id) of the site's cluster: platform staff only (platform.fleet:write)." }),
+    isolation: t.field({ type: SiteIsolationEnum, description: 'SCHEMA: a schema in the server\'s sites database; DATABASE: a database of its own.' }),
+  }),
+});
+
 const siteId = (raw: unknown) => tenantScopedIdFromGlobalId('Site', String(raw), 'siteId');
 
 builder.mutationFields((t) => ({
@@ -181,11 +190,27 @@ builder.mutationFields((t) => ({
   changeSitePlan: t.field({
     extensions: { permission: 'sites:write' },
     type: SiteJobPayload,
-    description: "Puts the site on another plan of the same isolation level (audited); the job applies its limits to the site's login and measures it against its storage limit.",
+    description:
+      "Puts the site on another plan (audited); the job applies its limits to the site's login and measures it against its storage limit. A plan of the other isolation level moves the site (as moveSite does).",
     args: { siteId: t.arg.id({ required: true }), plan: t.arg.string({ required: true, description: 'The plan by name, e.g. site-pro.' }) },
     resolve: async (_root, args, ctx) => {
       const { tenantId, id } = siteId(args.siteId);
       const job = await changeSitePlan(ctx, tenantId, id, args.plan);
+      return { tenantId, siteId: id, jobId: job.id };
+    },
+  }),
+  moveSite: t.field({
+    extensions: { permission: 'sites:operate' },
+    type: SiteJobPayload,
+    description:
+      "Moves a HEALTHY site (MOVING until its job ends): pauses its login, archives it, restores it on the target, verifies row counts, checksums and sequences, switches and resumes. On any failure it stays where it was. The old copy is dropped after SITE_MOVE_GRACE_SECONDS.",
+    args: { siteId: t.arg.id({ required: true }), input: t.arg({ type: MoveSiteInput, required: true }) },
+    resolve: async (_root, args, ctx) => {
+      const { tenantId, id } = siteId(args.siteId);
+      const job = await moveSite(ctx, tenantId, id, {
+        serverId: args.input.server ? uuidFromGlobalId('Server', String(args.input.server), 'server') : undefined,
+        isolation: args.input.isolation ?? undefined,
+      });
       return { tenantId, siteId: id, jobId: job.id };
     },
   }),

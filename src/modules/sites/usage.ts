@@ -7,6 +7,8 @@ import { requirePermission } from '../access/permissions.ts';
 import { audited, recordAudit } from '../audit/service.ts';
 import { PermanentJobError } from '../jobs/run.ts';
 import { enqueueTrackedJob } from '../jobs/service.ts';
+import { assertTransition } from './lifecycle.ts';
+import { beginMove } from './move.ts';
 import { applySiteLimits, homePool, inTransaction, setSiteWriteAccess, siteAccess, siteHome, type SiteHome, type SitePlacement } from './hosting.ts';
 
 /** What a measure needs of a site row (with its plan). */
@@ -99,7 +101,7 @@ type SiteRow = Omit<MeasurableSite, 'plan'> & { status: string; plan: { storageL
 const measurable = (row: SiteRow): MeasurableSite => ({ ...row, plan: { ...row.plan, storageLimitBytes: BigInt(row.plan.storageLimitBytes) } });
 
 /** One site, read as the owner (the job has already checked, under RLS, that it is the tenant's). */
-async function loadSite(services: WorkerServices, tenantId: string, siteId: string) {
+export async function loadSite(services: WorkerServices, tenantId: string, siteId: string) {
   const { rows } = await services.ownerPool.query<SiteRow>(`${SITE_SELECT} where s.tenant_id = $1 and s.id = $2`, [tenantId, siteId]);
   return rows[0] ? { row: rows[0], site: measurable(rows[0]) } : null;
 }
@@ -167,8 +169,9 @@ export const siteMeasureAllQueue = maintenanceQueue({
 
 /**
  * changeSitePlan (sites:write, audited): the site's plan changes now; the `site-apply-plan` job gives its login the
- * new plan's connection limit and statement timeout and measures it against the new storage limit. A plan of another
- * isolation level needs the site moved (moveSite), and is refused here.
+ * new plan's connection limit and statement timeout and measures it against the new storage limit. A plan of the
+ * other isolation level moves the site there (the site-move job, which applies the plan on the new home): the site
+ * must then be HEALTHY.
  */
 export function changeSitePlan(ctx: Context, tenantId: string, siteId: string, planId: string) {
   return audited(ctx, { tenantId, action: 'changeSitePlan', targetType: 'Site', targetId: siteId }, async () => {
@@ -179,11 +182,12 @@ export function changeSitePlan(ctx: Context, tenantId: string, siteId: string, p
     if (!plan) throw badInput('plan', `no site plan is named "${planId}"`);
     if (site.planId === plan.id) throw badInput('plan', `the site is already on the ${plan.title} plan`);
     if (!site.databaseServerId || !MEASURED_STATES.includes(site.status)) throw badInput('siteId', `the site is ${site.status}: its plan cannot change now`);
-    if (plan.isolation !== site.isolation) {
-      throw badInput('plan', `the ${plan.title} plan isolates a site in ${plan.isolation === 'DATABASE' ? 'a database of its own' : 'a schema'}: move the site first (moveSite with isolation ${plan.isolation})`);
-    }
+    const moves = plan.isolation !== site.isolation;
+    if (moves) assertTransition(site.status, 'MOVING', `move to the ${plan.title} plan (${plan.isolation === 'DATABASE' ? 'a database of its own' : 'a schema'})`);
     await ctx.db.site.updateMany({ where: { tenantId, id: siteId }, data: { planId: plan.id, updatedAt: new Date() } });
-    const job = await enqueueTrackedJob(ctx, 'site-apply-plan', { tenantId, siteId, args: { siteId } });
+    const job = moves
+      ? await beginMove(ctx, tenantId, siteId, { serverId: site.databaseServerId, isolation: plan.isolation })
+      : await enqueueTrackedJob(ctx, 'site-apply-plan', { tenantId, siteId, args: { siteId } });
     await recordAudit(ctx, { tenantId, action: 'changeSitePlan', targetType: 'Site', targetId: siteId, details: { from: site.planId, to: plan.id } });
     return job;
   });

@@ -1,3 +1,4 @@
+import { dropDueOldCopies } from '../sites/move.ts';
 import type { Logger } from 'pino';
 import { maintenanceQueue } from '../../jobs/queue.ts';
 import type { WorkerServices } from '../../services.ts';
@@ -48,6 +49,7 @@ export async function purgeTenant(services: WorkerServices, tenantId: string, lo
         [tenantId],
       );
       const exports = await c.query<{ id: string }>(`select id from app_public.jobs where tenant_id = $1 and type = 'tenant-export'`, [tenantId]);
+      await dropDueOldCopies(services, { tenantId, now: true });
       for (const site of sites.rows) {
         // On the site's own server (idempotent: a retried purge finds them gone), and the site's cluster's storage.
         if (site.databaseServerId) {

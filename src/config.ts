@@ -103,6 +103,8 @@ const Env = z.object({
   WS_CONNECTION_INIT_TIMEOUT_MS: z.coerce.number().int().min(10).max(60_000).default(3000),
   /** Express `trust proxy` (e.g. `loopback`, `1`, `10.0.0.0/8`): which X-Forwarded-For hops to believe for the client ip. */
   TRUST_PROXY: z.string().optional(),
+  /** GraphiQL at GET /graphql for browsers: on by default outside production; `true` in production enables it (and introspection with it). */
+  GRAPHIQL: z.enum(['true', 'false']).optional(),
   /** When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
   METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
 });
@@ -190,6 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       allowedOrigins: (e.ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim().replace(/\/$/, '').toLowerCase()).filter(Boolean),
       wsConnectionInitTimeoutMs: e.WS_CONNECTION_INIT_TIMEOUT_MS,
       trustProxy: trustProxy(e.TRUST_PROXY),
+      graphiql: e.GRAPHIQL ? e.GRAPHIQL === 'true' : e.NODE_ENV !== 'production',
     },
     metrics: { token: e.METRICS_TOKEN },
   };

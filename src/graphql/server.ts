@@ -3,8 +3,9 @@ import http from 'node:http';
 import express from 'express';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
+import { graphiqlRouter } from './graphiql.ts';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
@@ -370,7 +371,8 @@ export async function startHttpServer(services: RequestServices, port: number, h
     // main.ts and cluster.ts own SIGTERM/SIGINT (drain, then jobs, pools, embedded servers). Apollo's own handler
     // (on unless NODE_ENV=test) raced them: it stopped the server first, and our stop() then never returned.
     stopOnTerminationSignals: false,
-    introspection: !production,
+    // GraphiQL needs the schema; enabling it in production (GRAPHIQL=true) enables introspection with it.
+    introspection: !production || services.config.http.graphiql,
     // No "Did you mean …?" naming fields and types in production validation errors.
     hideSchemaDetailsFromClientErrors: production,
     // Both are Apollo's defaults, stated because the tests rely on them: simple (CSRF-able) requests are refused,
@@ -383,6 +385,8 @@ export async function startHttpServer(services: RequestServices, port: number, h
       ApolloServerPluginDrainHttpServer({ httpServer }),
       // No cache hints are used; the default cache-control plugin would wrap every field resolver (bench/README.md).
       ApolloServerPluginCacheControlDisabled(),
+      // Apollo's landing page loads from a CDN: our own GraphiQL (graphiql.ts) answers browsers instead.
+      ApolloServerPluginLandingPageDisabled(),
       transactionPlugin(services),
       { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
     ],
@@ -420,6 +424,8 @@ export async function startHttpServer(services: RequestServices, port: number, h
     }
     res.set('content-type', services.metrics.contentType).set('cache-control', 'no-store').send(await services.metrics.text());
   });
+
+  if (services.config.http.graphiql) app.use(graphiqlRouter(services.log));
 
   app.use(
     '/graphql',

@@ -4,6 +4,7 @@ import express from 'express';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import { graphiqlRouter } from './graphiql.ts';
+import { sessionCookieRouter } from './session-cookie.ts';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { WebSocketServer } from 'ws';
@@ -425,7 +426,45 @@ export async function startHttpServer(services: RequestServices, port: number, h
     res.set('content-type', services.metrics.contentType).set('cache-control', 'no-store').send(await services.metrics.text());
   });
 
+  /** The request's context (no SQL: the transaction is opened by transactionPlugin once the operation is accepted). */
+  const contextFor = async (req: express.Request, res: express.Response): Promise<Context> => {
+    const record = res.locals.graphql as RequestRecord;
+    try {
+      const principal = await services.authenticator.authenticate(req.headers.authorization, req.ip ?? null);
+      // An API key is bound to its tenant: app.tenant_id is the key's, whatever X-Tenant says.
+      const tenant = principal.apiKey ? principal.apiKey.tenantId : tenantHeader(req.header('x-tenant'));
+      const ctx: Context = {
+        requestId: record.requestId,
+        userId: principal.userId,
+        sessionId: principal.sessionId ?? null,
+        tenant,
+        apiKeyId: principal.apiKey?.id ?? null,
+        ip: req.ip ?? null,
+        userAgent: req.header('user-agent') ?? null,
+        db: undefined as never,
+        services,
+        afterRollback: [],
+      };
+      return ctx;
+    } catch (e) {
+      record.errorCodes = [String((e as GraphQLError).extensions?.code ?? 'INTERNAL_SERVER_ERROR')];
+      throw e;
+    }
+  };
+
   if (services.config.http.graphiql) app.use(graphiqlRouter(services.log));
+  // The browser session cookie (session-cookie.ts): the API's own refreshSession and logOut, run through Apollo.
+  app.use('/auth', accessLog(services));
+  app.use(
+    sessionCookieRouter(
+      services,
+      async (req, res, query, variables) => {
+        const response = await apollo.executeOperation({ query, variables }, { contextValue: await contextFor(req, res) });
+        return response.body.kind === 'single' ? response.body.singleResult : { errors: [{ message: 'unexpected incremental response' }] };
+      },
+      (origin, host) => originAllowed(origin, host, services.config.http.allowedOrigins),
+    ),
+  );
 
   app.use(
     '/graphql',
@@ -433,30 +472,7 @@ export async function startHttpServer(services: RequestServices, port: number, h
     express.json({ limit: services.config.http.bodyLimitBytes }),
     expressMiddleware(apollo, {
       // No SQL here: the request's transaction is opened by transactionPlugin once the operation is accepted.
-      context: async ({ req, res }) => {
-        const record = res.locals.graphql as RequestRecord;
-        try {
-          const principal = await services.authenticator.authenticate(req.headers.authorization, req.ip ?? null);
-          // An API key is bound to its tenant: app.tenant_id is the key's, whatever X-Tenant says.
-          const tenant = principal.apiKey ? principal.apiKey.tenantId : tenantHeader(req.header('x-tenant'));
-          const ctx: Context = {
-            requestId: record.requestId,
-            userId: principal.userId,
-            sessionId: principal.sessionId ?? null,
-            tenant,
-            apiKeyId: principal.apiKey?.id ?? null,
-            ip: req.ip ?? null,
-            userAgent: req.header('user-agent') ?? null,
-            db: undefined as never,
-            services,
-            afterRollback: [],
-          };
-          return ctx;
-        } catch (e) {
-          record.errorCodes = [String((e as GraphQLError).extensions?.code ?? 'INTERNAL_SERVER_ERROR')];
-          throw e;
-        }
-      },
+      context: ({ req, res }) => contextFor(req, res),
     }),
   );
   // A body express.json refused (too large: 413, not JSON: 400), answered as GraphQL errors rather than HTML.

@@ -9,9 +9,12 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = path.join(root, 'dist', 'web');
 // Written next to the final folder and renamed: parallel starts (the test suite) never serve a half-written bundle.
 const tmp = `${outdir}.tmp-${process.pid}`;
-await build({
+const result = await build({
   absWorkingDir: root,
-  entryPoints: { graphiql: 'web/graphiql/main.tsx' },
+  entryPoints: { graphiql: 'web/graphiql/main.tsx', console: 'web/console/main.tsx' },
+  // The SDK falls back to the `ws` package outside browsers; here it is the browser's own WebSocket.
+  alias: { ws: './web/shims/ws.ts' },
+  metafile: true,
   bundle: true,
   minify: true,
   format: 'esm',
@@ -32,4 +35,6 @@ try {
   fs.rmSync(tmp, { recursive: true, force: true });
   if (!fs.existsSync(outdir)) throw e;
 }
+// What is in each bundle (for size work: esbuild's analyzer reads it); not served.
+fs.writeFileSync(path.join(root, 'dist', 'web-meta.json'), JSON.stringify(result.metafile));
 console.log(`built ${path.relative(root, outdir)}/: ${fs.readdirSync(outdir).join(', ')}`);

@@ -5,6 +5,7 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import { graphiqlRouter } from './graphiql.ts';
 import { sessionCookieRouter } from './session-cookie.ts';
+import { consoleRouter } from './console.ts';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { WebSocketServer } from 'ws';
@@ -453,6 +454,7 @@ export async function startHttpServer(services: RequestServices, port: number, h
   };
 
   if (services.config.http.graphiql) app.use(graphiqlRouter(services.log));
+  app.use(consoleRouter(services.log));
   // The browser session cookie (session-cookie.ts): the API's own refreshSession and logOut, run through Apollo.
   app.use('/auth', accessLog(services));
   app.use(

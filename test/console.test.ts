@@ -118,10 +118,52 @@ describe('the console at /console', () => {
     // The live progress bar (jobUpdated over graphql-ws), then the site HEALTHY in the list.
     await row.getByRole('progressbar').waitFor();
     await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === 'HEALTHY', `tr[data-site="console-site-${process.pid}"] td.status`, { timeout: 60_000 });
-    expect(await row.locator('.job-step').textContent()).toBe('done');
-    expect(await row.getByRole('progressbar').getAttribute('value')).toBe('100');
+    expect(await row.locator('.job-step').first().textContent()).toBe('done');
+    expect(await row.getByRole('progressbar').first().getAttribute('value')).toBe('100');
     expect(await row.locator('code').textContent()).toMatch(/^site_[0-9a-f]{32}@/);
     expect(await accessibility(page, 'sites')).toEqual([]);
+
+    // Back up now, watched live; then restore it, after a confirmation.
+    page.on('dialog', (d) => void d.accept());
+    await row.getByRole('button', { name: 'Back up now' }).click();
+    await page.waitForFunction((sel) => [...document.querySelectorAll(sel)].some((e) => e.textContent === 'done'), `tr[data-site="console-site-${process.pid}"] .actions .job-step`, { timeout: 60_000 });
+    await row.locator('summary', { hasText: 'Backups' }).click();
+    await row.locator('li[data-backup-status="SUCCESS"]').first().waitFor({ timeout: 15_000 });
+    await row.locator('li[data-backup-status="SUCCESS"]').getByRole('button', { name: 'Restore' }).first().click();
+    await page.waitForFunction(
+      (sel) => [...document.querySelectorAll(sel)].some((e) => /site-restore progress/.test(e.getAttribute('aria-label') ?? '') && e.getAttribute('value') === '100'),
+      `tr[data-site="console-site-${process.pid}"] .actions progress`,
+      { timeout: 60_000 },
+    );
+    await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === 'HEALTHY', `tr[data-site="console-site-${process.pid}"] td.status`, { timeout: 30_000 });
+    expect(await accessibility(page, 'backups')).toEqual([]);
+    // Usage against the plan, measured now: a bar and the bytes.
+    await row.getByRole('button', { name: 'Measure usage' }).click();
+    await row.getByRole('meter').waitFor({ timeout: 30_000 });
+    expect(await row.locator('.usage small').textContent()).toMatch(/ of 100\.0 MB|of \d/);
+
+    // Members: an invitation link, accepted by someone else in their own browser.
+    await page.getByRole('button', { name: 'Members' }).click();
+    await page.getByLabel('Email').fill(`invitee-${process.pid}@example.test`);
+    await page.getByRole('button', { name: 'Invite' }).click();
+    const link = (await page.locator('.invite-link code').textContent())!;
+    expect(link).toMatch(/\/console#invite=/);
+    expect(await accessibility(page, 'members')).toEqual([]);
+    const invitee = await (await newContext()).newPage();
+    await signUpThroughConsole(invitee, `invitee-${process.pid}@example.test`);
+    await invitee.goto(link);
+    await invitee.getByRole('button', { name: 'Accept invitation' }).click();
+    await invitee.locator('header select').waitFor({ timeout: 15_000 });
+    expect(await invitee.locator('header select').textContent()).toContain('Console Org (member)');
+    await invitee.context().close();
+    await page.getByRole('button', { name: 'Members' }).click();
+
+    // The audit log has all of it.
+    await page.getByRole('button', { name: 'Audit log' }).click();
+    await page.getByRole('cell', { name: 'createSite' }).first().waitFor();
+    for (const action of ['backupSite', 'restoreSite', 'inviteMember']) expect(await page.getByRole('cell', { name: action, exact: true }).count()).toBeGreaterThan(0);
+    expect(await accessibility(page, 'audit-log')).toEqual([]);
+    await page.getByRole('button', { name: 'Sites' }).click();
 
     // A reload: the access token (memory) is gone, the cookie brings the session back.
     await page.reload();

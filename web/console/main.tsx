@@ -9,14 +9,26 @@ import { createRoot } from 'react-dom/client';
 import {
   createTenantplaneClient,
   TenantplaneError,
+  AcceptInvitationDocument,
+  BackupSiteDocument,
   CreateSiteDocument,
   CreateTenantDocument,
+  DeleteSiteDocument,
+  InviteMemberDocument,
+  MeasureSiteDocument,
+  ResumeSiteDocument,
+  RestoreSiteDocument,
+  SiteBackupsDocument,
+  SuspendSiteDocument,
+  TenantDocument,
+  TenantRole,
   JobUpdatedDocument,
   LogInDocument,
   MeDocument,
   SignUpDocument,
   TenantSitesDocument,
   TenantsDocument,
+  type BackupFieldsFragment,
   type JobFieldsFragment,
   type SiteFieldsFragment,
   type TenantFieldsFragment,
@@ -143,6 +155,209 @@ function JobProgress({ job: initial, onDone }: { job: JobFieldsFragment; onDone?
   );
 }
 
+const bytes = (n: unknown) => {
+  const v = Number(n ?? 0);
+  return v >= 1 << 20 ? `${(v / (1 << 20)).toFixed(1)} MB` : v >= 1024 ? `${Math.round(v / 1024)} KB` : `${v} B`;
+};
+
+/** The site's last measure against its plan's storage limit, drawn as a bar. */
+function Usage({ site }: { site: SiteFieldsFragment }) {
+  if (!site.usage) return <small>not measured yet</small>;
+  const u = site.usage;
+  return (
+    <span className="usage">
+      <meter min={0} max={1} value={Math.min(1, u.fraction)} high={0.9} aria-label={`storage used by ${site.name}`} />
+      <small>
+        {bytes(u.totalBytes)} of {bytes(u.limitBytes)}
+        {u.overStorageLimit ? ' — over the limit: writes refused' : ''}
+      </small>
+    </span>
+  );
+}
+
+/** Suspend / resume / delete, back up now, and the site's backups with restore — each long one a live job. */
+function SiteActions({ site, onChange }: { site: SiteFieldsFragment; onChange: () => void }) {
+  const [job, setJob] = useState<JobFieldsFragment | null>(null);
+  const [backups, setBackups] = useState<BackupFieldsFragment[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const run = async (fn: () => Promise<unknown>) => {
+    setError(null);
+    try {
+      await fn();
+      onChange();
+    } catch (e) {
+      setError(describeError(e));
+    }
+  };
+  const loadBackups = async () => {
+    const r = await client.request(SiteBackupsDocument, { id: site.id, first: 20 });
+    setBackups(r.node && 'backups' in r.node ? r.node.backups.edges.map((e) => e.node) : []);
+  };
+  const done = () => {
+    onChange();
+    if (backups) void loadBackups();
+  };
+  return (
+    <div className="actions">
+      {(site.status === 'HEALTHY' || site.status === 'RUNNING') && (
+        <>
+          <button type="button" onClick={() => run(async () => setJob((await client.request(BackupSiteDocument, { siteId: site.id })).backupSite.job))}>
+            Back up now
+          </button>
+          <button type="button" onClick={() => run(async () => setJob((await client.request(MeasureSiteDocument, { siteId: site.id })).measureSite.job))}>
+            Measure usage
+          </button>
+          <button type="button" onClick={() => run(() => client.request(SuspendSiteDocument, { siteId: site.id }))}>
+            Suspend
+          </button>
+        </>
+      )}
+      {site.status === 'SUSPENDED' && (
+        <button type="button" onClick={() => run(() => client.request(ResumeSiteDocument, { siteId: site.id }))}>
+          Resume
+        </button>
+      )}
+      {site.status !== 'SOFT_DELETED' && site.status !== 'DELETED' && (
+        <button
+          type="button"
+          className="danger"
+          onClick={() => confirm(`Delete ${site.name}? It is purged after the retention period.`) && run(() => client.request(DeleteSiteDocument, { siteId: site.id }))}
+        >
+          Delete
+        </button>
+      )}
+      <details onToggle={(e) => (e.currentTarget as HTMLDetailsElement).open && backups === null && void loadBackups().catch((err) => setError(describeError(err)))}>
+        <summary>Backups</summary>
+        {backups === null ? (
+          <p>Loading…</p>
+        ) : backups.length === 0 ? (
+          <p>No backup yet.</p>
+        ) : (
+          <ul className="backups">
+            {backups.map((b) => (
+              <li key={b.id} data-backup-status={b.status}>
+                {new Date(b.createdAt).toLocaleString()} — {b.status} {b.sizeBytes ? bytes(b.sizeBytes) : ''}
+                {b.status === 'SUCCESS' && (
+                  <button
+                    type="button"
+                    onClick={() =>
+                      confirm(`Restore ${site.name} to this backup? Its current data is replaced.`) &&
+                      run(async () => setJob((await client.request(RestoreSiteDocument, { siteId: site.id, backupId: b.id })).restoreSite.job))
+                    }
+                  >
+                    Restore
+                  </button>
+                )}
+              </li>
+            ))}
+          </ul>
+        )}
+      </details>
+      {job && <JobProgress key={job.id} job={job} onDone={done} />}
+      <ErrorText error={error} />
+    </div>
+  );
+}
+
+function Members({ tenant }: { tenant: TenantFieldsFragment }) {
+  const [data, setData] = useState<Awaited<ReturnType<typeof loadTenant>> | null>(null);
+  const [link, setLink] = useState<string | null>(null);
+  const load = useCallback(() => loadTenant(tenant.slug).then(setData), [tenant.slug]);
+  useEffect(() => void load(), [load]);
+  const invite = useAction(async (f) => {
+    const r = await client.request(InviteMemberDocument, { input: { tenantId: tenant.id, email: String(f.get('inviteEmail')), role: String(f.get('role')) as TenantRole } });
+    setLink(`${location.origin}/console#invite=${encodeURIComponent(r.inviteMember.token ?? "")}`);
+    await load();
+  });
+  return (
+    <section aria-labelledby="members-title">
+      <h2 id="members-title">Members</h2>
+      <form onSubmit={invite.onSubmit} aria-label="Invite a member" className="inline">
+        <Field label="Email" name="inviteEmail" type="email" />
+        <label className="field">
+          <span>Role</span>
+          <select name="role" defaultValue="MEMBER">
+            {['VIEWER', 'MEMBER', 'ADMIN', 'OWNER'].map((r) => (
+              <option key={r} value={r}>
+                {r.toLowerCase()}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="submit" disabled={invite.busy}>
+          Invite
+        </button>
+        <ErrorText error={invite.error} />
+      </form>
+      {link && (
+        <p className="invite-link">
+          Invitation link (shown once): <code>{link}</code>{' '}
+          <button type="button" onClick={() => void navigator.clipboard?.writeText(link)}>
+            Copy link
+          </button>
+        </p>
+      )}
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Member</th>
+            <th scope="col">Role</th>
+          </tr>
+        </thead>
+        <tbody>
+          {data?.members.map((m) => (
+            <tr key={m.id}>
+              <td>{m.user.email}</td>
+              <td>{m.role.toLowerCase()}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+async function loadTenant(slug: string) {
+  const r = await client.request(TenantDocument, { slug, membersFirst: 100, auditLogFirst: 50 });
+  return { members: r.tenant?.members.edges.map((e) => e.node) ?? [], audit: r.tenant?.auditLog.edges.map((e) => e.node) ?? [] };
+}
+
+function AuditLog({ tenant }: { tenant: TenantFieldsFragment }) {
+  const [audit, setAudit] = useState<Awaited<ReturnType<typeof loadTenant>>['audit'] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    loadTenant(tenant.slug)
+      .then((d) => setAudit(d.audit))
+      .catch((e) => setError(describeError(e)));
+  }, [tenant.slug]);
+  return (
+    <section aria-labelledby="audit-title">
+      <h2 id="audit-title">Audit log</h2>
+      <ErrorText error={error} />
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">When</th>
+            <th scope="col">Who</th>
+            <th scope="col">Action</th>
+            <th scope="col">Outcome</th>
+          </tr>
+        </thead>
+        <tbody>
+          {audit?.map((a) => (
+            <tr key={a.id}>
+              <td>{new Date(a.createdAt).toLocaleString()}</td>
+              <td>{a.actor?.email ?? '—'}</td>
+              <td>{a.action}</td>
+              <td>{a.outcome}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
 function Sites({ tenant }: { tenant: TenantFieldsFragment }) {
   const [sites, setSites] = useState<SiteFieldsFragment[] | null>(null);
   const [jobs, setJobs] = useState<Record<string, JobFieldsFragment>>({});
@@ -190,6 +405,7 @@ function Sites({ tenant }: { tenant: TenantFieldsFragment }) {
               <th scope="col">Status</th>
               <th scope="col">Isolation</th>
               <th scope="col">Connection</th>
+              <th scope="col">Usage</th>
             </tr>
           </thead>
           <tbody>
@@ -198,11 +414,15 @@ function Sites({ tenant }: { tenant: TenantFieldsFragment }) {
                 <td>
                   {s.displayName} <small>{s.name}</small>
                   {jobs[s.id] && <JobProgress job={jobs[s.id]!} onDone={() => void load()} />}
+                  <SiteActions site={s} onChange={() => void load()} />
                 </td>
                 <td className="status">{s.status}</td>
                 <td>{s.isolation}</td>
                 <td>
                   <code>{s.connection ? `${s.connection.user}@${s.connection.host}:${s.connection.port}/${s.connection.database}` : '—'}</code>
+                </td>
+                <td>
+                  <Usage site={s} />
                 </td>
               </tr>
             ))}
@@ -213,11 +433,41 @@ function Sites({ tenant }: { tenant: TenantFieldsFragment }) {
   );
 }
 
+/** An invitation link (#invite=<token>) opened while signed in. */
+function AcceptInvitation({ token, onAccepted }: { token: string; onAccepted: () => void }) {
+  const [error, setError] = useState<string | null>(null);
+  const accept = async () => {
+    try {
+      await client.request(AcceptInvitationDocument, { token });
+      history.replaceState(null, '', location.pathname);
+      onAccepted();
+    } catch (e) {
+      setError(describeError(e));
+    }
+  };
+  return (
+    <div className="invitation" role="region" aria-label="Invitation">
+      <p>You have been invited to a tenant.</p>
+      <button type="button" onClick={() => void accept()}>
+        Accept invitation
+      </button>
+      <ErrorText error={error} />
+    </div>
+  );
+}
+
 function Console() {
   const [me, setMe] = useState<{ email: string; name: string } | null>(null);
   const [tenants, setTenants] = useState<TenantFieldsFragment[]>([]);
   const [current, setCurrent] = useState<string | null>(() => localStorage.getItem('tenantplane.tenant'));
   const [error, setError] = useState<string | null>(null);
+  const [pageName, setPageName] = useState<'Sites' | 'Members' | 'Audit log'>('Sites');
+  const [invitation, setInvitation] = useState<string | null>(() => new URLSearchParams(location.hash.slice(1)).get('invite'));
+  useEffect(() => {
+    const onHash = () => setInvitation(new URLSearchParams(location.hash.slice(1)).get('invite'));
+    addEventListener('hashchange', onHash);
+    return () => removeEventListener('hashchange', onHash);
+  }, []);
   const load = useCallback(async () => {
     try {
       const [m, t] = await Promise.all([client.request(MeDocument), client.request(TenantsDocument, { first: 100 })]);
@@ -272,7 +522,23 @@ function Console() {
             <ErrorText error={createTenant.error} />
           </form>
         </details>
-        {tenant ? <Sites key={tenant.id} tenant={tenant} /> : <p>Create a tenant to start.</p>}
+        {invitation && <AcceptInvitation token={invitation} onAccepted={() => void load()} />}
+        {tenant ? (
+          <>
+            <nav aria-label="Pages" className="pages">
+              {(['Sites', 'Members', 'Audit log'] as const).map((p) => (
+                <button key={p} type="button" aria-pressed={pageName === p} onClick={() => setPageName(p)}>
+                  {p}
+                </button>
+              ))}
+            </nav>
+            {pageName === 'Sites' && <Sites key={tenant.id} tenant={tenant} />}
+            {pageName === 'Members' && <Members key={tenant.id} tenant={tenant} />}
+            {pageName === 'Audit log' && <AuditLog key={tenant.id} tenant={tenant} />}
+          </>
+        ) : (
+          <p>Create a tenant to start.</p>
+        )}
       </main>
     </>
   );

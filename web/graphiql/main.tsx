@@ -52,7 +52,8 @@ function isSubscription(query: string, operationName?: string | null) {
 const fetcher: Fetcher = (params, opts) => {
   if (!isSubscription(params.query, params.operationName)) return http(params, opts);
   const client = socketFor(opts?.headers ?? {});
-  return client.iterate({ query: params.query, variables: params.variables ?? undefined, operationName: params.operationName ?? undefined });
+  // graphql-ws yields formatted results, which is what GraphiQL renders.
+  return client.iterate({ query: params.query, variables: params.variables ?? undefined, operationName: params.operationName ?? undefined }) as unknown as ReturnType<Fetcher>;
 };
 
 /** The operations of schema/operations/, one per entry: a click opens it in a new tab. */

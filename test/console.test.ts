@@ -158,6 +158,16 @@ describe('the console at /console', () => {
     await invitee.context().close();
     await page.getByRole('button', { name: 'Members' }).click();
 
+    // Jobs: every one of the tenant's, finished ones included; usage against the plan as bars.
+    await page.getByRole('button', { name: 'Jobs' }).click();
+    await page.locator('tr[data-job="site-restore"]').first().waitFor();
+    for (const type of ['site-provision', 'site-backup', 'site-measure']) expect(await page.locator(`tr[data-job="${type}"]`).count()).toBeGreaterThan(0);
+    expect(await accessibility(page, 'jobs')).toEqual([]);
+    await page.getByRole('button', { name: 'Usage' }).click();
+    await page.getByRole('meter', { name: 'Members used' }).waitFor();
+    expect(await page.getByRole('meter', { name: 'Sites used' }).getAttribute('value')).toBe('1');
+    expect(await accessibility(page, 'usage')).toEqual([]);
+
     // The audit log has all of it.
     await page.getByRole('button', { name: 'Audit log' }).click();
     await page.getByRole('cell', { name: 'createSite' }).first().waitFor();

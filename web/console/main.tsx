@@ -11,6 +11,10 @@ import {
   TenantplaneError,
   AcceptInvitationDocument,
   BackupSiteDocument,
+  CancelJobDocument,
+  TenantJobsDocument,
+  TenantJobsUpdatedDocument,
+  TenantUsageDocument,
   CreateSiteDocument,
   CreateTenantDocument,
   DeleteSiteDocument,
@@ -317,6 +321,118 @@ function Members({ tenant }: { tenant: TenantFieldsFragment }) {
   );
 }
 
+/** Every job of the tenant, the running ones live, each cancellable while it has not finished. */
+function Jobs({ tenant }: { tenant: TenantFieldsFragment }) {
+  const [jobs, setJobs] = useState<JobFieldsFragment[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const load = useCallback(async () => {
+    try {
+      const r = await client.request(TenantJobsDocument, { slug: tenant.slug, first: 50 });
+      setJobs(r.tenant?.jobs.edges.map((e) => e.node) ?? []);
+    } catch (e) {
+      setError(describeError(e));
+    }
+  }, [tenant.slug]);
+  useEffect(() => {
+    void load();
+    // A job started elsewhere (another member, another tab) appears at once.
+    const sub = client.subscribe(TenantJobsUpdatedDocument, { tenantId: tenant.id });
+    let known = new Set<string>();
+    void (async () => {
+      try {
+        for await (const e of sub) {
+          if (!known.has(e.tenantJobs.id)) {
+            known = new Set([...known, e.tenantJobs.id]);
+            void load();
+          }
+        }
+      } catch {
+        // closed
+      }
+    })();
+    return () => sub.dispose();
+  }, [load, tenant.id]);
+  const cancel = async (id: string) => {
+    try {
+      await client.request(CancelJobDocument, { jobId: id });
+      await load();
+    } catch (e) {
+      setError(describeError(e));
+    }
+  };
+  return (
+    <section aria-labelledby="jobs-title">
+      <h2 id="jobs-title">Jobs</h2>
+      <ErrorText error={error} />
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Job</th>
+            <th scope="col">Status</th>
+            <th scope="col">Progress</th>
+            <th scope="col">Started</th>
+          </tr>
+        </thead>
+        <tbody>
+          {jobs?.map((j) => (
+            <tr key={j.id} data-job={j.type}>
+              <td>{j.type}</td>
+              <td>{j.status}</td>
+              <td>
+                <JobProgress job={j} onDone={() => void load()} />
+                {(j.status === 'PENDING' || j.status === 'RUNNING') && (
+                  <button type="button" onClick={() => void cancel(j.id)}>
+                    Cancel
+                  </button>
+                )}
+              </td>
+              <td>{new Date(j.createdAt).toLocaleString()}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+function Bar({ label, used, limit, format = String }: { label: string; used: number; limit: number; format?: (n: number) => string }) {
+  return (
+    <div className="bar">
+      <span>{label}</span>
+      <meter min={0} max={limit} value={Math.min(used, limit)} high={limit * 0.9} aria-label={`${label} used`} />
+      <small>
+        {format(used)} of {format(limit)}
+      </small>
+    </div>
+  );
+}
+
+/** What the tenant uses against its plan's quotas. */
+function TenantUsage({ tenant }: { tenant: TenantFieldsFragment }) {
+  const [usage, setUsage] = useState<{ members: number; documents: number; storageBytes: number; sites: number } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    client
+      .request(TenantUsageDocument, { slug: tenant.slug })
+      .then((r) => r.tenant && setUsage({ members: r.tenant.usage.members, documents: r.tenant.usage.documents, storageBytes: Number(r.tenant.usage.storageBytes), sites: r.tenant.sites.totalCount }))
+      .catch((e) => setError(describeError(e)));
+  }, [tenant.slug]);
+  return (
+    <section aria-labelledby="usage-title">
+      <h2 id="usage-title">Usage of the {tenant.plan.name} plan</h2>
+      <ErrorText error={error} />
+      {usage && (
+        <>
+          <Bar label="Members" used={usage.members} limit={tenant.plan.maxMembers} />
+          <Bar label="Sites" used={usage.sites} limit={tenant.plan.maxSites} />
+          <Bar label="Storage" used={usage.storageBytes} limit={Number(tenant.plan.maxStorageBytes)} format={bytes} />
+          <p>{usage.documents} documents</p>
+        </>
+      )}
+    </section>
+  );
+}
+
 async function loadTenant(slug: string) {
   const r = await client.request(TenantDocument, { slug, membersFirst: 100, auditLogFirst: 50 });
   return { members: r.tenant?.members.edges.map((e) => e.node) ?? [], audit: r.tenant?.auditLog.edges.map((e) => e.node) ?? [] };
@@ -461,7 +577,7 @@ function Console() {
   const [tenants, setTenants] = useState<TenantFieldsFragment[]>([]);
   const [current, setCurrent] = useState<string | null>(() => localStorage.getItem('tenantplane.tenant'));
   const [error, setError] = useState<string | null>(null);
-  const [pageName, setPageName] = useState<'Sites' | 'Members' | 'Audit log'>('Sites');
+  const [pageName, setPageName] = useState<'Sites' | 'Members' | 'Jobs' | 'Usage' | 'Audit log'>('Sites');
   const [invitation, setInvitation] = useState<string | null>(() => new URLSearchParams(location.hash.slice(1)).get('invite'));
   useEffect(() => {
     const onHash = () => setInvitation(new URLSearchParams(location.hash.slice(1)).get('invite'));
@@ -526,7 +642,7 @@ function Console() {
         {tenant ? (
           <>
             <nav aria-label="Pages" className="pages">
-              {(['Sites', 'Members', 'Audit log'] as const).map((p) => (
+              {(['Sites', 'Members', 'Jobs', 'Usage', 'Audit log'] as const).map((p) => (
                 <button key={p} type="button" aria-pressed={pageName === p} onClick={() => setPageName(p)}>
                   {p}
                 </button>
@@ -534,6 +650,8 @@ function Console() {
             </nav>
             {pageName === 'Sites' && <Sites key={tenant.id} tenant={tenant} />}
             {pageName === 'Members' && <Members key={tenant.id} tenant={tenant} />}
+            {pageName === 'Jobs' && <Jobs key={tenant.id} tenant={tenant} />}
+            {pageName === 'Usage' && <TenantUsage key={tenant.id} tenant={tenant} />}
             {pageName === 'Audit log' && <AuditLog key={tenant.id} tenant={tenant} />}
           </>
         ) : (

@@ -175,10 +175,37 @@ describe('the console at /console', () => {
     expect(await accessibility(page, 'audit-log')).toEqual([]);
     await page.getByRole('button', { name: 'Sites' }).click();
 
-    // A reload: the access token (memory) is gone, the cookie brings the session back.
+    // A reload: the access token (memory) is gone, the cookie brings the session back. No request waits on more than
+    // one other: the sites of the remembered tenant are asked for with the account and its tenants.
+    const timeline: Array<{ what: string; started: number; ended?: number }> = [];
+    const entries = new Map<import('playwright-core').Request, { what: string; started: number; ended?: number }>();
+    const track = (r: import('playwright-core').Request) => {
+      const body = r.postData() ?? '';
+      const what = r.url().includes('/auth/') ? new URL(r.url()).pathname : (/"(?:query|operationName)":"\s*(?:query|mutation)?\s*(\w+)/.exec(body)?.[1] ?? 'graphql');
+      const entry = { what, started: performance.now() };
+      entries.set(r, entry);
+      timeline.push(entry);
+    };
+    const finished = (r: import('playwright-core').Request) => {
+      const entry = entries.get(r);
+      if (entry) entry.ended = performance.now();
+    };
+    page.on('requestfinished', finished);
+    page.on('request', track);
+    const reloadAt = performance.now();
     await page.reload();
     await page.getByRole('button', { name: 'Log out' }).waitFor({ timeout: 15_000 });
     await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === 'HEALTHY', `tr[data-site="console-site-${process.pid}"] td.status`);
+    page.off('request', track);
+    page.off('requestfinished', finished);
+    const refreshed = timeline.find((t) => t.what === '/auth/refresh' && t.started >= reloadAt)!;
+    const graphql = timeline.filter((t) => !t.what.startsWith('/auth') && t.started >= refreshed.started);
+    fs.writeFileSync(path.join(artifacts, 'console-reload-requests.json'), JSON.stringify(timeline, null, 2));
+    // Every GraphQL request of the reload starts before the first of them has finished: one level after the refresh.
+    expect(graphql.every((t) => t.ended !== undefined)).toBe(true);
+    const firstEnd = Math.min(...graphql.map((t) => t.ended!));
+    expect(graphql.length).toBeGreaterThanOrEqual(3);
+    expect(graphql.filter((t) => t.started > firstEnd)).toEqual([]);
 
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.getByRole('button', { name: 'Log in', exact: true }).waitFor();

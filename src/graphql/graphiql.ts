@@ -1,11 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import { Kind, parse, print, visit, type DefinitionNode, type FragmentDefinitionNode, type OperationDefinitionNode } from 'graphql';
 import type { Logger } from 'pino';
+import { assetVersion, contentSecurityPolicy, ensureWebBundle, sendPage, serveAssets } from './web-assets.ts';
 
 /**
  * GraphiQL served by our own server (issue 12 §1): the page and its bundle (dist/web/, built by scripts/build-web.mjs
@@ -13,7 +12,6 @@ import type { Logger } from 'pino';
  * nothing else. Browsers asking GET /graphql for HTML get it; everything else goes on to Apollo.
  */
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const assetsDir = path.join(root, 'dist', 'web');
 const operationsDir = path.join(root, 'schema', 'operations');
 
 export const GRAPHIQL_ASSETS_PATH = '/graphiql/assets';
@@ -22,13 +20,6 @@ export interface GraphiqlExample {
   name: string;
   file: string;
   query: string;
-}
-
-/** Builds the bundle when it is missing (a checkout without `npm install`'s postinstall): once, before listening. */
-export function ensureWebBundle(log: Logger) {
-  if (fs.existsSync(path.join(assetsDir, 'graphiql.js'))) return;
-  log.info('building the GraphiQL bundle (dist/web/)');
-  execFileSync(process.execPath, [path.join(root, 'scripts', 'build-web.mjs')], { cwd: root, stdio: 'ignore' });
 }
 
 /**
@@ -65,24 +56,12 @@ export function loadExamples(dir = operationsDir): GraphiqlExample[] {
 
 const escapeJsonForHtml = (value: unknown) => JSON.stringify(value).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
 
-/** Nothing but this origin: scripts and styles from our files, fetches and sockets to ourselves. */
-export const GRAPHIQL_CSP = [
-  "default-src 'none'",
-  "script-src 'self'",
-  // CodeMirror and GraphiQL's panes set element styles at run time.
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data:",
-  "font-src 'self' data:",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+/** GraphiQL's editors and panes set styles at run time, and its fonts are inlined: both allowed, nothing else. */
+export const GRAPHIQL_CSP = contentSecurityPolicy({ inlineStyles: true });
 
 export function graphiqlRouter(log: Logger) {
   ensureWebBundle(log);
   const examples = loadExamples();
-  const version = crypto.createHash('sha256').update(fs.readFileSync(path.join(assetsDir, 'graphiql.js'))).digest('hex').slice(0, 12);
   const config = {
     examples,
     // Prefilled: replace the token (logIn or signUp returns accessToken) or use an API key, and the tenant's slug.
@@ -94,24 +73,23 @@ export function graphiqlRouter(log: Logger) {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Tenantplane GraphiQL</title>
-<link rel="stylesheet" href="${GRAPHIQL_ASSETS_PATH}/graphiql.css?v=${version}">
+<link rel="stylesheet" href="${GRAPHIQL_ASSETS_PATH}/graphiql.css?v=${assetVersion('graphiql.css')}">
 <style>html, body, #graphiql { height: 100%; margin: 0; } .tp-examples ul { list-style: none; padding: 0; } .tp-examples li button { text-align: left; padding: 4px 0; } .tp-examples small { opacity: .6; }</style>
 </head>
 <body>
 <div id="graphiql"><noscript>GraphiQL needs JavaScript.</noscript></div>
 <script id="graphiql-config" type="application/json">${escapeJsonForHtml(config)}</script>
-<script type="module" src="${GRAPHIQL_ASSETS_PATH}/graphiql.js?v=${version}"></script>
+<script type="module" src="${GRAPHIQL_ASSETS_PATH}/graphiql.js?v=${assetVersion('graphiql.js')}"></script>
 </body>
 </html>`;
   // The inline <style> above is allowed by 'unsafe-inline' for styles only; scripts stay 'self' only (the config
   // block is JSON, which the browser does not execute).
   const router = express.Router();
-  router.use(GRAPHIQL_ASSETS_PATH, express.static(assetsDir, { immutable: true, maxAge: '1y', index: false, fallthrough: false }));
+  router.use(...serveAssets(GRAPHIQL_ASSETS_PATH));
   router.get('/graphql', (req, res, next) => {
     // Browsers ask for HTML; clients (GET queries, tools) for JSON, and go on to Apollo.
     if (req.accepts(['application/json', 'application/graphql-response+json', 'text/html']) !== 'text/html' || req.query.query) return next();
-    res.set('content-security-policy', GRAPHIQL_CSP).set('x-content-type-options', 'nosniff').set('referrer-policy', 'no-referrer').set('cache-control', 'no-cache');
-    res.type('html').send(page);
+    sendPage(res, page, GRAPHIQL_CSP);
   });
   return router;
 }

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { assetVersion, contentSecurityPolicy, ensureWebBundle, sendPage, serveAssets } from './web-assets.ts';
 
 /**
- * The console (issue 12 §2) at /console, served by the API process itself from dist/web/ (web/console/, bundled at
+ * The console (issue 12 §2) at /console, served by the API process itself from dist/web/ (console/app/, bundled at
  * install). Strictest CSP of the server: scripts, styles, fetches and sockets of this origin only, nothing inline.
  */
 export const CONSOLE_CSP = contentSecurityPolicy();

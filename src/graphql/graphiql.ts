@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { assetVersion, contentSecurityPolicy, ensureWebBundle, sendPage, serveAssets } from './web-assets.ts';
 
 /**
- * GraphiQL served by our own server (issue 12 §1): the page and its bundle (dist/web/, built by scripts/build-web.mjs
+ * GraphiQL served by our own server (issue 12 §1): the page and its bundle (dist/web/, built by console/build.mjs
  * at install, or here at start when missing) come from this origin only, under a Content-Security-Policy that allows
  * nothing else. Browsers asking GET /graphql for HTML get it; everything else goes on to Apollo.
  */

@@ -14,7 +14,7 @@ export const WEB_ASSETS_DIR = path.join(root, 'dist', 'web');
 export function ensureWebBundle(log: Logger) {
   if (fs.existsSync(path.join(WEB_ASSETS_DIR, 'graphiql.js')) && fs.existsSync(path.join(WEB_ASSETS_DIR, 'console.js'))) return;
   log.info('building the browser bundles (dist/web/)');
-  execFileSync(process.execPath, [path.join(root, 'scripts', 'build-web.mjs')], { cwd: root, stdio: 'ignore' });
+  execFileSync(process.execPath, [path.join(root, 'console', 'build.mjs')], { cwd: root, stdio: 'ignore' });
 }
 
 /** A short content hash of a bundled file, for cache-busting URLs (the files are served immutable). */

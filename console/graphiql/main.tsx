@@ -1,5 +1,5 @@
 /**
- * GraphiQL for Tenantplane, bundled by scripts/build-web.mjs into dist/web/ and served by our own server at
+ * GraphiQL for Tenantplane, bundled by console/build.mjs into dist/web/ and served by our own server at
  * /graphql (src/http/graphiql.ts): no CDN, no request beyond this origin. Queries and mutations go over HTTP with
  * the header editor's headers; subscriptions over graphql-ws, with those headers as the connection parameters
  * (authorization, x-tenant), one socket per set of headers.

@@ -1,7 +1,7 @@
 /**
  * The Tenantplane console (issue 12 §2): the reference web client. It talks to the API with the typed SDK only
  * (src/sdk: one TypedDocumentNode per operation of schema/operations/), over HTTP and graphql-ws, and needs no
- * privilege the API would not give the same user over plain GraphQL. Bundled by scripts/build-web.mjs, served at
+ * privilege the API would not give the same user over plain GraphQL. Bundled by console/build.mjs, served at
  * /console by the API itself (src/graphql/console.ts).
  */
 import { StrictMode, useCallback, useEffect, useState, type FormEvent, type ReactNode } from 'react';

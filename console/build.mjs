@@ -11,9 +11,9 @@ const outdir = path.join(root, 'dist', 'web');
 const tmp = `${outdir}.tmp-${process.pid}`;
 const result = await build({
   absWorkingDir: root,
-  entryPoints: { graphiql: 'web/graphiql/main.tsx', console: 'web/console/main.tsx' },
+  entryPoints: { graphiql: 'console/graphiql/main.tsx', console: 'console/app/main.tsx' },
   // The SDK falls back to the `ws` package outside browsers; here it is the browser's own WebSocket.
-  alias: { ws: './web/shims/ws.ts' },
+  alias: { ws: './console/shims/ws.ts' },
   metafile: true,
   bundle: true,
   minify: true,

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { launchChromium } from './support/browser.ts';
+import { Gql } from './support/client.ts';
 import { CONSOLE_CSP } from '../src/graphql/console.ts';
 
 /**
@@ -173,6 +174,17 @@ describe('the console at /console', () => {
     await page.getByRole('cell', { name: 'createSite' }).first().waitFor();
     for (const action of ['backupSite', 'restoreSite', 'inviteMember']) expect(await page.getByRole('cell', { name: action, exact: true }).count()).toBeGreaterThan(0);
     expect(await accessibility(page, 'audit-log')).toEqual([]);
+
+    // Your sessions: a sign-in elsewhere (over the API) is listed, and ended from here.
+    const elsewhere = await new Gql(app).ok(`mutation($i: LogInInput!) { logIn(input: $i) { refreshToken } }`, { i: { email, password: PASSWORD } });
+    await page.getByRole('button', { name: 'Your sessions' }).click();
+    await page.locator('tr[data-session="other"]').first().waitFor();
+    expect(await page.locator('tr[data-session="current"]').count()).toBe(1);
+    expect(await accessibility(page, 'sessions')).toEqual([]);
+    await page.getByRole('button', { name: 'Log out all other sessions' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('tr[data-session="other"]').length === 0);
+    const ended = await new Gql(app).request(`mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken } }`, { t: elsewhere.logIn.refreshToken });
+    expect(ended.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
     await page.getByRole('button', { name: 'Sites' }).click();
 
     // A reload: the access token (memory) is gone, the cookie brings the session back. No request waits on more than

@@ -20,6 +20,10 @@ import {
   DeleteSiteDocument,
   InviteMemberDocument,
   MeasureSiteDocument,
+  MySessionsDocument,
+  RevokeOtherSessionsDocument,
+  RevokeSessionDocument,
+  type SessionFieldsFragment,
   ResumeSiteDocument,
   RestoreSiteDocument,
   SiteBackupsDocument,
@@ -433,6 +437,70 @@ function TenantUsage({ tenant }: { tenant: TenantFieldsFragment }) {
   );
 }
 
+/** Your sign-ins (every device and browser), each revocable; all but this one at once. */
+function Sessions() {
+  const [sessions, setSessions] = useState<SessionFieldsFragment[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const load = useCallback(async () => {
+    try {
+      setSessions((await client.request(MySessionsDocument)).me?.sessions ?? []);
+    } catch (e) {
+      setError(describeError(e));
+    }
+  }, []);
+  useEffect(() => void load(), [load]);
+  const act = async (fn: () => Promise<unknown>) => {
+    setError(null);
+    try {
+      await fn();
+      await load();
+    } catch (e) {
+      setError(describeError(e));
+    }
+  };
+  return (
+    <section aria-labelledby="sessions-title">
+      <h2 id="sessions-title">Your sessions</h2>
+      <ErrorText error={error} />
+      <button type="button" onClick={() => void act(() => client.request(RevokeOtherSessionsDocument))}>
+        Log out all other sessions
+      </button>
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Signed in</th>
+            <th scope="col">Last used</th>
+            <th scope="col">From</th>
+            <th scope="col">
+              <span className="visually-hidden">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {sessions?.map((x) => (
+            <tr key={x.id} data-session={x.current ? 'current' : 'other'}>
+              <td>{new Date(x.createdAt).toLocaleString()}</td>
+              <td>{x.lastUsedAt ? new Date(x.lastUsedAt).toLocaleString() : '—'}</td>
+              <td>
+                {x.ip ?? '—'} <small>{x.userAgent ?? ''}</small>
+              </td>
+              <td>
+                {x.current ? (
+                  <small>this browser</small>
+                ) : (
+                  <button type="button" onClick={() => void act(() => client.request(RevokeSessionDocument, { id: x.id }))}>
+                    Revoke
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
 async function loadTenant(slug: string) {
   const r = await client.request(TenantDocument, { slug, membersFirst: 100, auditLogFirst: 50 });
   return { members: r.tenant?.members.edges.map((e) => e.node) ?? [], audit: r.tenant?.auditLog.edges.map((e) => e.node) ?? [] };
@@ -589,7 +657,7 @@ function Console() {
   const [tenants, setTenants] = useState<TenantFieldsFragment[]>([]);
   const [current, setCurrent] = useState<string | null>(() => localStorage.getItem('tenantplane.tenant'));
   const [error, setError] = useState<string | null>(null);
-  const [pageName, setPageName] = useState<'Sites' | 'Members' | 'Jobs' | 'Usage' | 'Audit log'>('Sites');
+  const [pageName, setPageName] = useState<'Sites' | 'Members' | 'Jobs' | 'Usage' | 'Audit log' | 'Your sessions'>('Sites');
   const [invitation, setInvitation] = useState<string | null>(() => new URLSearchParams(location.hash.slice(1)).get('invite'));
   useEffect(() => {
     const onHash = () => setInvitation(new URLSearchParams(location.hash.slice(1)).get('invite'));
@@ -656,7 +724,7 @@ function Console() {
         {tenant ? (
           <>
             <nav aria-label="Pages" className="pages">
-              {(['Sites', 'Members', 'Jobs', 'Usage', 'Audit log'] as const).map((p) => (
+              {(['Sites', 'Members', 'Jobs', 'Usage', 'Audit log', 'Your sessions'] as const).map((p) => (
                 <button key={p} type="button" aria-pressed={pageName === p} onClick={() => setPageName(p)}>
                   {p}
                 </button>
@@ -667,6 +735,7 @@ function Console() {
             {pageName === 'Jobs' && <Jobs key={tenant.id} tenant={tenant} />}
             {pageName === 'Usage' && <TenantUsage key={tenant.id} tenant={tenant} />}
             {pageName === 'Audit log' && <AuditLog key={tenant.id} tenant={tenant} />}
+            {pageName === 'Your sessions' && <Sessions />}
           </>
         ) : (
           <p>Create a tenant to start.</p>

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { launchChromium } from './support/browser.ts';
-import { Gql } from './support/client.ts';
+import { Gql, createTenant, signUp } from './support/client.ts';
 import { CONSOLE_CSP } from '../src/graphql/console.ts';
 
 /**
@@ -235,4 +235,33 @@ describe('the console at /console', () => {
     expect(await page.locator('header select').count()).toBe(0);
     await context.close();
   });
+
+  it('cancels a running job from the jobs page: the job ends CANCELLED, its site FAILED', async () => {
+    // A deployment whose jobs pause after every step, so that there is time to cancel one.
+    const slow = await startTestApp({ JOB_STEP_DELAY_MS: '1500' });
+    try {
+      const user = await signUp(slow, 'console-cancel');
+      const tenant = await createTenant(user, 'cancel');
+      await user.gql.ok(`mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id } } }`, { i: { tenantId: tenant.id, name: `slow-${process.pid}`, displayName: 'slow', apps: ['notes'] } });
+      const context = await newContext();
+      const page = await context.newPage();
+      const origin = new URL(slow.url).origin;
+      await page.goto(`${origin}/console`);
+      // The session this user got from signUp, handed to the cookie as the console's log-in does.
+      await page.evaluate(async (t) => {
+        await fetch('/auth/session', { method: 'POST', headers: { 'content-type': 'application/json', 'x-tenantplane-csrf': '1' }, body: JSON.stringify({ refreshToken: t }) });
+      }, user.refreshToken);
+      await page.reload();
+      await page.getByRole('button', { name: 'Jobs' }).click();
+      const row = page.locator('tr[data-job="site-provision"]');
+      await row.getByRole('button', { name: 'Cancel' }).click();
+      await page.waitForFunction(() => document.querySelector('tr[data-job="site-provision"] td:nth-child(2)')?.textContent === 'CANCELLED', undefined, { timeout: 30_000 });
+      await page.getByRole('button', { name: 'Sites' }).click();
+      await page.waitForFunction((name) => document.querySelector(`tr[data-site="${name}"] td.status`)?.textContent === 'FAILED', `slow-${process.pid}`, { timeout: 15_000 });
+      await page.screenshot({ path: path.join(artifacts, 'console-cancelled.png') });
+      await context.close();
+    } finally {
+      await slow.stop();
+    }
+  }, 60_000);
 });

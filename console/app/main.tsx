@@ -151,7 +151,7 @@ function JobProgress({ job: initial, onDone }: { job: JobFieldsFragment; onDone?
     <div className="job">
       <progress max={100} value={job.progress} aria-label={`${job.type} progress`} />
       <span className="job-step">
-        {job.status === 'FAILED' ? `failed: ${job.error ?? 'see the log'}` : job.status === 'COMPLETED' ? 'done' : `${job.progress}% ${job.step ?? 'waiting for a worker'}`}
+        {job.status === 'FAILED' ? `failed: ${job.error ?? 'see the log'}` : job.status === 'COMPLETED' ? 'done' : job.status === 'CANCELLED' ? 'cancelled' : job.cancelRequestedAt ? 'cancelling…' : `${job.progress}% ${job.step ?? 'waiting for a worker'}`}
       </span>
       {job.logs.length > 0 && (
         <details>

@@ -30,14 +30,15 @@ export const sitePurgeQueue = maintenanceQueue({
       // The copies earlier moves left behind, then its home.
       await dropDueOldCopies(services, { tenantId: site.tenant_id, siteId: site.id, now: true });
       if (site.databaseServerId) await dropSiteHome(services, await siteHome(services, { ...site, id: site.id }));
+      // One commit: the site is DELETED only with its password gone (a reader seeing DELETED finds no secret).
       await asOwner(services.ownerPool, async (c) => {
+        await deleteSecret(c, 'site-password', site.id, site.tenant_id);
         await c.query(`delete from app_public.tenant_schemas where tenant_id = $1 and schema_name = $2`, [site.tenant_id, schema]);
         await c.query(
           `update app_public.sites set status = 'DELETED', schema_name = null, updated_at = now() where tenant_id = $1 and id = $2 and status = 'SOFT_DELETED'`,
           [site.tenant_id, site.id],
         );
       });
-      await deleteSecret(services.ownerPool, 'site-password', site.id, site.tenant_id);
       services.log.info({ siteId: site.id, name: site.name }, 'site purged after retention');
       purged.push(site.id);
     }

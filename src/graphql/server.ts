@@ -473,7 +473,6 @@ export async function startHttpServer(services: RequestServices, port: number, h
     accessLog(services),
     express.json({ limit: services.config.http.bodyLimitBytes }),
     expressMiddleware(apollo, {
-      // No SQL here: the request's transaction is opened by transactionPlugin once the operation is accepted.
       context: ({ req, res }) => contextFor(req, res),
     }),
   );

@@ -5,7 +5,7 @@ import type { Context } from '../../graphql/context.ts';
 import { PermanentJobError, RefusedJob } from '../jobs/run.ts';
 import { APPS, ident } from '../sites/apps.ts';
 import { asOwner, setSiteStatus } from '../sites/provisioning.ts';
-import { siteFilesPrefix } from '../sites/usage.ts';
+import { loadSite, siteFilesPrefix } from '../sites/usage.ts';
 import { ensureSiteHome, homePool, setSiteWriteAccess, siteAccess, siteHome } from '../sites/hosting.ts';
 import type { Storage } from '../../storage/s3.ts';
 import { writeArchive, restoreArchive, restoreFiles, swapSchemas } from './archive.ts';
@@ -24,9 +24,9 @@ async function backupStorage(services: WorkerServices, tenantId: string, backupI
 
 /** Drops what a failed restore left next to the live schema, on the site's own server. */
 async function dropIncoming(services: WorkerServices, tenantId: string, siteId: string) {
-  const { rows } = await services.ownerPool.query(`select id, database_server_id as "databaseServerId", isolation, database_name as "databaseName" from app_public.sites where tenant_id = $1 and id = $2`, [tenantId, siteId]);
-  if (!rows[0]?.databaseServerId) return;
-  const home = await siteHome(services, rows[0]);
+  const site = (await loadSite(services, tenantId, siteId))?.row;
+  if (!site?.databaseServerId) return;
+  const home = await siteHome(services, site);
   await (await homePool(services, home)).query(`drop schema if exists ${ident(`restore_${siteId.replace(/-/g, '')}`)} cascade`);
 }
 

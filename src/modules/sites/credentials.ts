@@ -8,7 +8,7 @@ import { requirePermission } from '../access/permissions.ts';
 import { audited, recordAudit } from '../audit/service.ts';
 import { PermanentJobError } from '../jobs/run.ts';
 import { enqueueTrackedJob } from '../jobs/service.ts';
-import { inTransaction, setLoginPassword, siteHome, type SiteHome } from './hosting.ts';
+import { endLoginSessions, inTransaction, setLoginPassword, siteHome, type SiteHome } from './hosting.ts';
 
 /** 32 characters of base64url (192 bits): strong, and safe in a connection URL without escaping. */
 export function generateSitePassword() {
@@ -65,7 +65,6 @@ export const siteCredentialsQueue = tenantQueue({
     await applySitePassword(services, site.tenantId, site.id, home);
     await run.progress(70, 'ending old sessions');
     const pool = await services.fleet.pool(home.serverId);
-    const ended = await pool.query(`select pg_terminate_backend(pid) from pg_stat_activity where usename = $1`, [home.loginRole]);
-    return { login: home.loginRole, sessionsEnded: ended.rowCount ?? 0 };
+    return { login: home.loginRole, sessionsEnded: await endLoginSessions(pool, home) };
   },
 });

@@ -158,7 +158,13 @@ export async function setSiteWriteAccess(services: WorkerServices, home: SiteHom
       await c.query(`alter role ${login} set role = ${owner}`);
     }
   });
-  if (overStorageLimit) await pool.query(`select pg_terminate_backend(pid) from pg_stat_activity where usename = $1`, [home.loginRole]);
+  if (overStorageLimit) await endLoginSessions(pool, home);
+}
+
+/** Ends every session of the site's login on its server (pg_stat_activity is server-wide); how many it ended. */
+export async function endLoginSessions(c: pg.ClientBase | pg.Pool, home: Pick<SiteHome, 'loginRole'>) {
+  const r = await c.query(`select pg_terminate_backend(pid) from pg_stat_activity where usename = $1`, [home.loginRole]);
+  return r.rowCount ?? 0;
 }
 
 export async function setLoginPassword(c: pg.ClientBase, home: SiteHome, password: string) {
@@ -194,7 +200,7 @@ export async function dropSiteHome(services: WorkerServices, home: SiteHome, opt
   await c.connect();
   try {
     // Its sessions end first (a connected login role cannot be dropped, nor its database).
-    if (!opts.keepRoles) await c.query(`select pg_terminate_backend(pid) from pg_stat_activity where usename = $1`, [home.loginRole]);
+    if (!opts.keepRoles) await endLoginSessions(c, home);
     if (home.isolation === 'DATABASE') await c.query(`drop database if exists ${ident(home.database)} with (force)`);
     else await c.query(`drop schema if exists ${ident(home.schema)} cascade`);
     // A move between isolation levels on one server keeps the roles: the new home uses them.

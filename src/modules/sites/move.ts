@@ -10,7 +10,7 @@ import { enqueueTrackedJob } from '../jobs/service.ts';
 import { restoreArchive, swapSchemas, writeArchive } from '../backups/archive.ts';
 import { APPS, ident } from './apps.ts';
 import { applySitePassword } from './credentials.ts';
-import { dropSiteHome, ensureSiteHome, homePool, inTransaction, setSiteWriteAccess, siteAccess, siteHome, type SiteHome } from './hosting.ts';
+import { dropSiteHome, endLoginSessions, ensureSiteHome, homePool, inTransaction, setSiteWriteAccess, siteAccess, siteHome, type SiteHome } from './hosting.ts';
 import { assertTransition } from './lifecycle.ts';
 import { setSiteStatus } from './provisioning.ts';
 import { loadSite, measureSite } from './usage.ts';
@@ -77,7 +77,7 @@ export function moveSite(ctx: Context, tenantId: string, siteId: string, input: 
 async function setLogin(services: WorkerServices, home: SiteHome, allowed: boolean) {
   const pool = await services.fleet.pool(home.serverId);
   await pool.query(`alter role ${ident(home.loginRole)} ${allowed ? 'login' : 'nologin'}`);
-  if (!allowed) await pool.query(`select pg_terminate_backend(pid) from pg_stat_activity where usename = $1`, [home.loginRole]);
+  if (!allowed) await endLoginSessions(pool, home);
 }
 
 const ROOM = `select sv.name, sv.status, d.check_status, d.capacity,
@@ -252,11 +252,7 @@ export const siteMoveQueue = tenantQueue({
 async function abandonMove(run: JobRun<{ siteId: string; serverId: string; isolation: Isolation }>) {
   const { services, tenantId } = run;
   const { siteId, serverId, isolation } = run.args;
-  const { rows } = await services.ownerPool.query(
-    `select id, database_server_id as "databaseServerId", isolation, database_name as "databaseName", cluster_id as "clusterId" from app_public.sites where tenant_id = $1 and id = $2`,
-    [tenantId, siteId],
-  );
-  const site = rows[0];
+  const site = (await loadSite(services, tenantId, siteId))?.row;
   if (!site?.databaseServerId) return;
   const current = await siteHome(services, site);
   const target = await siteHome(services, site, { serverId, isolation });

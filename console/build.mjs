@@ -11,7 +11,7 @@ const outdir = path.join(root, 'dist', 'web');
 const tmp = `${outdir}.tmp-${process.pid}`;
 const result = await build({
   absWorkingDir: root,
-  entryPoints: { graphiql: 'console/graphiql/main.tsx', console: 'console/app/main.tsx' },
+  entryPoints: { graphiql: 'console/graphiql/main.tsx', console: 'console/app/main.tsx', 'hash-worker': 'console/app/hash-worker.ts' },
   // The SDK falls back to the `ws` package outside browsers; here it is the browser's own WebSocket.
   alias: { ws: './console/shims/ws.ts' },
   metafile: true,

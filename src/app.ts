@@ -67,6 +67,10 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
     embeddedS3 = resolved.embedded;
     const storage = resolved.storage;
     await storage.ensureBucket();
+    // The console uploads straight to the bucket; a bucket that refuses the rule only loses browser uploads.
+    await storage
+      .allowBrowserUploads()
+      .catch((e) => log.warn({ reason: describeFailure(e) }, 'could not set the bucket’s CORS rule: the console cannot upload documents (set it by hand: README, Documents)'));
     if (opts.migrate !== false) await migrate(url, (m) => log.debug(m));
     const ownerPool = new pg.Pool({ connectionString: url, max: 4, application_name: 'tenantplane-owner', connectionTimeoutMillis: 10_000, keepAlive: true });
     survivePoolFaults(ownerPool, (err) => log.warn({ reason: describeFailure(err) }, 'owner connection lost'));

@@ -4,11 +4,9 @@
  * privilege the API would not give the same user over plain GraphQL. Bundled by console/build.mjs, served at
  * /console by the API itself (src/graphql/console.ts).
  */
-import { StrictMode, useCallback, useEffect, useState, type FormEvent, type ReactNode } from 'react';
+import { StrictMode, useCallback, useEffect, useState, type ReactNode } from 'react';
 import { createRoot } from 'react-dom/client';
 import {
-  createTenantplaneClient,
-  TenantplaneError,
   AcceptInvitationDocument,
   BackupSiteDocument,
   CancelJobDocument,
@@ -41,57 +39,10 @@ import {
   type SiteFieldsFragment,
   type TenantFieldsFragment,
 } from '../../src/sdk/index.ts';
-import { currentToken, endSession, onSessionChange, refresh, startSession } from './session.ts';
+import { endSession, onSessionChange, refresh, startSession } from './session.ts';
+import { bytes, client, describeError, ErrorText, Field, useAction } from './ui.tsx';
+import { Documents } from './documents.tsx';
 import './console.css';
-
-const client = createTenantplaneClient({ url: new URL('/graphql', location.href).toString(), accessToken: () => currentToken() });
-
-/** Our typed errors in words a person can act on. */
-function describeError(e: unknown): string {
-  if (e instanceof TenantplaneError) {
-    const field = e.errors[0]?.extensions?.field;
-    const prefix = e.code === 'QUOTA_EXCEEDED' ? 'Limit reached: ' : e.code === 'FORBIDDEN' ? 'Not allowed: ' : '';
-    return `${prefix}${e.message}${field && e.code === 'BAD_USER_INPUT' ? ` (${String(field)})` : ''}`;
-  }
-  return e instanceof Error ? e.message : String(e);
-}
-
-function ErrorText({ error }: { error: string | null }) {
-  return error ? (
-    <p role="alert" className="error">
-      {error}
-    </p>
-  ) : null;
-}
-
-function Field({ label, name, type = 'text', autoComplete, required = true }: { label: string; name: string; type?: string; autoComplete?: string; required?: boolean }) {
-  return (
-    <label className="field">
-      <span>{label}</span>
-      <input name={name} type={type} autoComplete={autoComplete} required={required} />
-    </label>
-  );
-}
-
-function useAction<T>(fn: (form: FormData) => Promise<T>) {
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const onSubmit = async (e: FormEvent<HTMLFormElement>) => {
-    e.preventDefault();
-    const form = e.currentTarget;
-    setBusy(true);
-    setError(null);
-    try {
-      await fn(new FormData(form));
-      form.reset();
-    } catch (err) {
-      setError(describeError(err));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return { error, busy, onSubmit };
-}
 
 function SignIn() {
   const [mode, setMode] = useState<'logIn' | 'signUp'>('logIn');
@@ -162,11 +113,6 @@ function JobProgress({ job: initial, onDone }: { job: JobFieldsFragment; onDone?
     </div>
   );
 }
-
-const bytes = (n: unknown) => {
-  const v = Number(n ?? 0);
-  return v >= 1 << 20 ? `${(v / (1 << 20)).toFixed(1)} MB` : v >= 1024 ? `${Math.round(v / 1024)} KB` : `${v} B`;
-};
 
 /** The site's last measure against its plan's storage limit, drawn as a bar. */
 function Usage({ site }: { site: SiteFieldsFragment }) {
@@ -657,7 +603,7 @@ function Console() {
   const [tenants, setTenants] = useState<TenantFieldsFragment[]>([]);
   const [current, setCurrent] = useState<string | null>(() => localStorage.getItem('tenantplane.tenant'));
   const [error, setError] = useState<string | null>(null);
-  const [pageName, setPageName] = useState<'Sites' | 'Members' | 'Jobs' | 'Usage' | 'Audit log' | 'Your sessions'>('Sites');
+  const [pageName, setPageName] = useState<'Sites' | 'Documents' | 'Members' | 'Jobs' | 'Usage' | 'Audit log' | 'Your sessions'>('Sites');
   const [invitation, setInvitation] = useState<string | null>(() => new URLSearchParams(location.hash.slice(1)).get('invite'));
   useEffect(() => {
     const onHash = () => setInvitation(new URLSearchParams(location.hash.slice(1)).get('invite'));
@@ -724,13 +670,14 @@ function Console() {
         {tenant ? (
           <>
             <nav aria-label="Pages" className="pages">
-              {(['Sites', 'Members', 'Jobs', 'Usage', 'Audit log', 'Your sessions'] as const).map((p) => (
+              {(['Sites', 'Documents', 'Members', 'Jobs', 'Usage', 'Audit log', 'Your sessions'] as const).map((p) => (
                 <button key={p} type="button" aria-pressed={pageName === p} onClick={() => setPageName(p)}>
                   {p}
                 </button>
               ))}
             </nav>
             {pageName === 'Sites' && <Sites key={tenant.id} tenant={tenant} />}
+            {pageName === 'Documents' && <Documents key={tenant.id} tenant={tenant} />}
             {pageName === 'Members' && <Members key={tenant.id} tenant={tenant} />}
             {pageName === 'Jobs' && <Jobs key={tenant.id} tenant={tenant} />}
             {pageName === 'Usage' && <TenantUsage key={tenant.id} tenant={tenant} />}

@@ -4,18 +4,21 @@ import { assetVersion, contentSecurityPolicy, ensureWebBundle, sendPage, serveAs
 
 /**
  * The console (issue 12 §2) at /console, served by the API process itself from dist/web/ (console/app/, bundled at
- * install). Strictest CSP of the server: scripts, styles, fetches and sockets of this origin only, nothing inline.
+ * install). Strictest CSP of the server: scripts, styles, fetches and sockets of this origin only, nothing inline —
+ * and uploads to the object storage's origin (`storageOrigin`), where presigned URLs point.
  */
-export const CONSOLE_CSP = contentSecurityPolicy();
+export const consoleCsp = (storageOrigin: string) => contentSecurityPolicy({ connect: [storageOrigin] });
 
-export function consoleRouter(log: Logger) {
+export function consoleRouter(log: Logger, storageOrigin: string) {
   ensureWebBundle(log);
+  const csp = consoleCsp(storageOrigin);
   const page = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Tenantplane console</title>
+<meta name="tenantplane-hash-worker" content="/console/assets/hash-worker.js?v=${assetVersion('hash-worker.js')}">
 <link rel="stylesheet" href="/console/assets/console.css?v=${assetVersion('console.css')}">
 <script type="module" src="/console/assets/console.js?v=${assetVersion('console.js')}"></script>
 </head>
@@ -26,7 +29,7 @@ export function consoleRouter(log: Logger) {
   const router = express.Router();
   router.use(...serveAssets('/console/assets'));
   router.get(['/console', '/console/'], (_req, res) => {
-    sendPage(res, page, CONSOLE_CSP);
+    sendPage(res, page, csp);
   });
   return router;
 }

@@ -454,7 +454,7 @@ export async function startHttpServer(services: RequestServices, port: number, h
   };
 
   if (services.config.http.graphiql) app.use(graphiqlRouter(services.log));
-  app.use(consoleRouter(services.log));
+  app.use(consoleRouter(services.log, services.storage.origin));
   // The browser session cookie (session-cookie.ts): the API's own refreshSession and logOut, run through Apollo.
   app.use('/auth', accessLog(services));
   app.use(

@@ -12,7 +12,7 @@ export const WEB_ASSETS_DIR = path.join(root, 'dist', 'web');
 
 /** Builds the bundle when it is missing (a checkout without `npm install`'s postinstall): once, before listening. */
 export function ensureWebBundle(log: Logger) {
-  if (fs.existsSync(path.join(WEB_ASSETS_DIR, 'graphiql.js')) && fs.existsSync(path.join(WEB_ASSETS_DIR, 'console.js'))) return;
+  if (['graphiql.js', 'console.js', 'hash-worker.js'].every((f) => fs.existsSync(path.join(WEB_ASSETS_DIR, f)))) return;
   log.info('building the browser bundles (dist/web/)');
   execFileSync(process.execPath, [path.join(root, 'console', 'build.mjs')], { cwd: root, stdio: 'ignore' });
 }
@@ -20,15 +20,18 @@ export function ensureWebBundle(log: Logger) {
 /** A short content hash of a bundled file, for cache-busting URLs (the files are served immutable). */
 export const assetVersion = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(path.join(WEB_ASSETS_DIR, file))).digest('hex').slice(0, 12);
 
-/** Nothing but this origin: scripts, styles, fetches and sockets. `inlineStyles` for pages whose widgets need them. */
-export function contentSecurityPolicy(opts: { inlineStyles?: boolean } = {}) {
+/**
+ * Nothing but this origin: scripts, styles, fetches and sockets. `inlineStyles` for pages whose widgets need them;
+ * `connect` for the other origins a page sends to (the console's uploads go straight to object storage).
+ */
+export function contentSecurityPolicy(opts: { inlineStyles?: boolean; connect?: string[] } = {}) {
   return [
     "default-src 'none'",
     "script-src 'self'",
     opts.inlineStyles ? "style-src 'self' 'unsafe-inline'" : "style-src 'self'",
     "img-src 'self' data:",
     opts.inlineStyles ? "font-src 'self' data:" : null,
-    "connect-src 'self'",
+    ["connect-src 'self'", ...(opts.connect ?? [])].join(' '),
     "base-uri 'none'",
     "form-action 'none'",
     "frame-ancestors 'none'",

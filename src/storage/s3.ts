@@ -16,6 +16,9 @@ import {
   ListObjectsV2Command,
   ListMultipartUploadsCommand,
   DeleteObjectsCommand,
+  GetBucketCorsCommand,
+  PutBucketCorsCommand,
+  type CORSRule,
   NotFound,
   NoSuchKey,
 } from '@aws-sdk/client-s3';
@@ -30,6 +33,9 @@ export interface StorageConfig {
   bucket: string;
 }
 
+/** The id of the bucket CORS rule that lets the console upload (Storage.allowBrowserUploads). */
+export const BROWSER_UPLOADS_CORS_RULE = 'tenantplane-browser-uploads';
+
 /** Parts of a multipart upload: S3 needs ≥ 5 MiB per part but the last. */
 export const PART_SIZE = 8 * 1024 * 1024;
 /** Above this, uploads are multipart (presigned UploadPart URLs), below a single presigned PUT. */
@@ -42,9 +48,12 @@ export const MULTIPART_THRESHOLD = 16 * 1024 * 1024;
 export class Storage {
   readonly client: S3Client;
   readonly bucket: string;
+  /** Where presigned URLs point (scheme, host, port): browsers send the bytes there, not through the API. */
+  readonly origin: string;
 
   constructor(config: StorageConfig) {
     this.bucket = config.bucket;
+    this.origin = new URL(config.endpoint).origin;
     this.client = new S3Client({
       endpoint: config.endpoint,
       region: config.region,
@@ -87,6 +96,33 @@ export class Storage {
     } catch {
       await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
     }
+  }
+
+  /**
+   * Lets browsers PUT to presigned URLs (the console's uploads) and read the ETag of each part: a CORS rule of our own
+   * id on the bucket, added beside any rule the operator keeps there (theirs are left as they are). Any origin: the
+   * console's is whatever host the API is reached by, and every request still needs a valid signature — the URL the
+   * API handed out is the capability, the rule only lets the page read the answer. No cookies are involved.
+   */
+  async allowBrowserUploads() {
+    const rule: CORSRule = {
+      ID: BROWSER_UPLOADS_CORS_RULE,
+      AllowedOrigins: ['*'],
+      AllowedMethods: ['PUT', 'GET', 'HEAD'],
+      AllowedHeaders: ['content-type'],
+      ExposeHeaders: ['ETag'],
+      MaxAgeSeconds: 3600,
+    };
+    let rules: CORSRule[] = [];
+    try {
+      rules = (await this.client.send(new GetBucketCorsCommand({ Bucket: this.bucket }))).CORSRules ?? [];
+    } catch (e) {
+      if (unreachable(e)) throw e; // NoSuchCORSConfiguration: none yet
+    }
+    const others = rules.filter((r) => r.ID !== BROWSER_UPLOADS_CORS_RULE);
+    const ours = rules.find((r) => r.ID === BROWSER_UPLOADS_CORS_RULE);
+    if (ours && JSON.stringify(ours) === JSON.stringify(rule)) return;
+    await this.client.send(new PutBucketCorsCommand({ Bucket: this.bucket, CORSConfiguration: { CORSRules: [...others, rule] } }));
   }
 
   async ready() {

@@ -1,0 +1,60 @@
+/** What every page of the console shares: the API client, our typed errors in words, form helpers. */
+import { useState, type FormEvent } from 'react';
+import { createTenantplaneClient, TenantplaneError } from '../../src/sdk/index.ts';
+import { currentToken } from './session.ts';
+
+export const client = createTenantplaneClient({ url: new URL('/graphql', location.href).toString(), accessToken: () => currentToken() });
+
+/** Our typed errors in words a person can act on. */
+export function describeError(e: unknown): string {
+  if (e instanceof TenantplaneError) {
+    const field = e.errors[0]?.extensions?.field;
+    const prefix = e.code === 'QUOTA_EXCEEDED' ? 'Limit reached: ' : e.code === 'FORBIDDEN' ? 'Not allowed: ' : '';
+    // The API's own words, without the SDK's "(CODE)" suffix.
+    return `${prefix}${e.errors[0]?.message ?? e.message}${field && e.code === 'BAD_USER_INPUT' ? ` (${String(field)})` : ''}`;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
+export function ErrorText({ error }: { error: string | null }) {
+  return error ? (
+    <p role="alert" className="error">
+      {error}
+    </p>
+  ) : null;
+}
+
+export function Field({ label, name, type = 'text', autoComplete, required = true }: { label: string; name: string; type?: string; autoComplete?: string; required?: boolean }) {
+  return (
+    <label className="field">
+      <span>{label}</span>
+      <input name={name} type={type} autoComplete={autoComplete} required={required} />
+    </label>
+  );
+}
+
+export function useAction<T>(fn: (form: FormData) => Promise<T>) {
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const onSubmit = async (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    setBusy(true);
+    setError(null);
+    try {
+      await fn(new FormData(form));
+      form.reset();
+    } catch (err) {
+      setError(describeError(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { error, busy, onSubmit };
+}
+
+export const bytes = (n: unknown) => {
+  const v = Number(n ?? 0);
+  return v >= 1 << 20 ? `${(v / (1 << 20)).toFixed(1)} MB` : v >= 1024 ? `${Math.round(v / 1024)} KB` : `${v} B`;
+};
+

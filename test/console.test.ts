@@ -204,6 +204,38 @@ describe('the console at /console', () => {
     await invitee.context().close();
     await page.getByRole('button', { name: 'Members' }).click();
 
+    // Custom roles: a bad name shows the API's message; a role from two permissions, given to the invitee, narrowed,
+    // taken back, deleted.
+    await page.getByRole('button', { name: 'Roles' }).click();
+    await page.getByText('No custom role yet.').waitFor();
+    await page.locator('summary', { hasText: 'New role' }).click();
+    const newRole = page.getByRole('form', { name: 'Create a role' });
+    await newRole.getByLabel('Role name').fill('Bad Name!');
+    await newRole.getByRole('checkbox', { name: 'documents:read' }).check();
+    await newRole.getByRole('button', { name: 'Create role' }).click();
+    await newRole.getByRole('alert').waitFor();
+    expect(await newRole.getByRole('alert').textContent()).toMatch(/lowercase letters, digits and dashes/);
+    await newRole.getByLabel('Role name').fill('doc-editor');
+    await newRole.getByLabel('Description').fill('Edits documents');
+    await newRole.getByRole('checkbox', { name: 'documents:read' }).check();
+    await newRole.getByRole('checkbox', { name: 'documents:write' }).check();
+    await newRole.getByRole('button', { name: 'Create role' }).click();
+    const card = page.locator('article[data-role="doc-editor"]');
+    await card.waitFor();
+    expect(await card.locator('.chips').textContent()).toBe('documents:readdocuments:write');
+    await card.locator('select[name="userId"]').selectOption({ label: `invitee-${process.pid}@example.test` });
+    await card.getByRole('button', { name: 'Give role' }).click();
+    await card.locator(`li[data-holder="invitee-${process.pid}@example.test"]`).waitFor();
+    await card.locator('summary', { hasText: 'Change permissions' }).click();
+    await card.getByRole('checkbox', { name: 'documents:write' }).uncheck();
+    await card.getByRole('button', { name: 'Save permissions' }).click();
+    await page.waitForFunction(() => document.querySelector('article[data-role="doc-editor"] .chips')?.textContent === 'documents:read');
+    expect(await accessibility(page, 'roles')).toEqual([]);
+    await card.getByRole('button', { name: 'Take back' }).click();
+    await card.getByText('nobody yet').waitFor();
+    await card.getByRole('button', { name: 'Delete role' }).click(); // confirmed by the dialog handler above
+    await page.getByText('No custom role yet.').waitFor();
+
     // Jobs: every one of the tenant's, finished ones included; usage against the plan as bars.
     await page.getByRole('button', { name: 'Jobs' }).click();
     await page.locator('tr[data-job="site-restore"]').first().waitFor();
@@ -269,7 +301,7 @@ describe('the console at /console', () => {
     await page.reload();
     await page.getByRole('button', { name: 'Log in', exact: true }).waitFor();
     await context.close();
-  });
+  }, 120_000);
 
   it('a user of another tenant sees none of it', async () => {
     const context = await newContext();

@@ -42,6 +42,7 @@ import {
 import { endSession, onSessionChange, refresh, startSession } from './session.ts';
 import { bytes, client, describeError, ErrorText, Field, useAction } from './ui.tsx';
 import { Documents } from './documents.tsx';
+import { Roles } from './roles.tsx';
 import './console.css';
 
 function SignIn() {
@@ -603,7 +604,7 @@ function Console() {
   const [tenants, setTenants] = useState<TenantFieldsFragment[]>([]);
   const [current, setCurrent] = useState<string | null>(() => localStorage.getItem('tenantplane.tenant'));
   const [error, setError] = useState<string | null>(null);
-  const [pageName, setPageName] = useState<'Sites' | 'Documents' | 'Members' | 'Jobs' | 'Usage' | 'Audit log' | 'Your sessions'>('Sites');
+  const [pageName, setPageName] = useState<'Sites' | 'Documents' | 'Members' | 'Roles' | 'Jobs' | 'Usage' | 'Audit log' | 'Your sessions'>('Sites');
   const [invitation, setInvitation] = useState<string | null>(() => new URLSearchParams(location.hash.slice(1)).get('invite'));
   useEffect(() => {
     const onHash = () => setInvitation(new URLSearchParams(location.hash.slice(1)).get('invite'));
@@ -670,7 +671,7 @@ function Console() {
         {tenant ? (
           <>
             <nav aria-label="Pages" className="pages">
-              {(['Sites', 'Documents', 'Members', 'Jobs', 'Usage', 'Audit log', 'Your sessions'] as const).map((p) => (
+              {(['Sites', 'Documents', 'Members', 'Roles', 'Jobs', 'Usage', 'Audit log', 'Your sessions'] as const).map((p) => (
                 <button key={p} type="button" aria-pressed={pageName === p} onClick={() => setPageName(p)}>
                   {p}
                 </button>
@@ -679,6 +680,7 @@ function Console() {
             {pageName === 'Sites' && <Sites key={tenant.id} tenant={tenant} />}
             {pageName === 'Documents' && <Documents key={tenant.id} tenant={tenant} />}
             {pageName === 'Members' && <Members key={tenant.id} tenant={tenant} />}
+            {pageName === 'Roles' && <Roles key={tenant.id} tenant={tenant} />}
             {pageName === 'Jobs' && <Jobs key={tenant.id} tenant={tenant} />}
             {pageName === 'Usage' && <TenantUsage key={tenant.id} tenant={tenant} />}
             {pageName === 'Audit log' && <AuditLog key={tenant.id} tenant={tenant} />}

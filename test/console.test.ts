@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { launchChromium } from './support/browser.ts';
-import { Gql, createTenant, signUp } from './support/client.ts';
+import { Gql, createTenant, signUp, type TestUser } from './support/client.ts';
+import { platformStaff } from './support/fleet.ts';
 import { consoleCsp } from '../src/graphql/console.ts';
 
 /**
@@ -55,6 +56,19 @@ async function signUpThroughConsole(page: Page, email: string) {
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign up', exact: true }).click();
   await page.getByRole('button', { name: 'Log out' }).waitFor({ timeout: 15_000 });
+}
+
+/** A page signed in as `user` (a session made over the API), handed to the cookie as the console's log-in does. */
+async function signedInPage(origin: string, user: TestUser) {
+  const context = await newContext();
+  const page = await context.newPage();
+  await page.goto(`${origin}/console`);
+  await page.evaluate(async (t) => {
+    await fetch('/auth/session', { method: 'POST', headers: { 'content-type': 'application/json', 'x-tenantplane-csrf': '1' }, body: JSON.stringify({ refreshToken: t }) });
+  }, user.refreshToken);
+  await page.reload();
+  await page.getByRole('button', { name: 'Log out' }).waitFor({ timeout: 15_000 });
+  return { context, page };
 }
 
 describe('the console at /console', () => {
@@ -318,6 +332,8 @@ describe('the console at /console', () => {
     await page.getByRole('button', { name: 'Documents' }).click();
     await page.getByText('No document yet.').waitFor();
     expect(await page.locator('body').textContent()).not.toMatch(/Console Org|notes\.txt|console-site/);
+    // Not platform staff: no platform page.
+    expect(await page.getByRole('button', { name: /^Platform:/ }).count()).toBe(0);
     await context.close();
   });
 
@@ -328,15 +344,7 @@ describe('the console at /console', () => {
       const user = await signUp(slow, 'console-cancel');
       const tenant = await createTenant(user, 'cancel');
       await user.gql.ok(`mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id } } }`, { i: { tenantId: tenant.id, name: `slow-${process.pid}`, displayName: 'slow', apps: ['notes'] } });
-      const context = await newContext();
-      const page = await context.newPage();
-      const origin = new URL(slow.url).origin;
-      await page.goto(`${origin}/console`);
-      // The session this user got from signUp, handed to the cookie as the console's log-in does.
-      await page.evaluate(async (t) => {
-        await fetch('/auth/session', { method: 'POST', headers: { 'content-type': 'application/json', 'x-tenantplane-csrf': '1' }, body: JSON.stringify({ refreshToken: t }) });
-      }, user.refreshToken);
-      await page.reload();
+      const { context, page } = await signedInPage(new URL(slow.url).origin, user);
       await page.getByRole('button', { name: 'Jobs' }).click();
       const row = page.locator('tr[data-job="site-provision"]');
       await row.getByRole('button', { name: 'Cancel' }).click();
@@ -348,5 +356,43 @@ describe('the console at /console', () => {
     } finally {
       await slow.stop();
     }
+  }, 60_000);
+
+  it('platform staff: every tenant (suspend with a reason, reactivate) and the fleet with its checks', async () => {
+    const owner = await signUp(app, 'console-tenant-owner');
+    const tenant = await createTenant(owner, 'staffed');
+    const staff = await platformStaff(app, 'SUPERADMIN', 'console-staff');
+    const { context, page } = await signedInPage(new URL(app.url).origin, staff);
+    // Staff with no tenant of their own: the platform pages only.
+    await page.getByRole('button', { name: 'Platform: tenants' }).click();
+    const row = page.locator(`tr[data-tenant="${tenant.slug}"]`);
+    await row.waitFor();
+    expect(await row.locator('td.status').textContent()).toBe('ACTIVE');
+    expect(await accessibility(page, 'platform-tenants')).toEqual([]);
+    await row.getByLabel('Reason').fill('unpaid invoice');
+    await row.getByRole('button', { name: 'Suspend' }).click();
+    await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === 'SUSPENDED — unpaid invoice', `tr[data-tenant="${tenant.slug}"] td.status`);
+    // The owner's writes are refused while suspended (the API's decision, seen over plain GraphQL).
+    const refused = await owner.gql.request(`mutation($i: UpdateTenantInput!) { updateTenant(input: $i) { id } }`, { i: { tenantId: tenant.id, name: 'x' } });
+    expect(refused.errors?.[0]?.extensions?.code).toBeTruthy();
+    await row.getByRole('button', { name: 'Reactivate' }).click();
+    await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === 'ACTIVE', `tr[data-tenant="${tenant.slug}"] td.status`);
+
+    // The fleet: the default cluster, its managed database server, checked from here (a job; Refresh shows it).
+    await page.getByRole('button', { name: 'Platform: fleet' }).click();
+    const cluster = page.locator('article[data-cluster]').first();
+    await cluster.waitFor();
+    const database = cluster.locator('[data-database-check]').first();
+    const before = await database.getAttribute('data-checked-at');
+    await database.getByRole('button', { name: 'Check' }).click();
+    const deadline = Date.now() + 30_000;
+    const checked = async () => (await database.getAttribute('data-database-check')) === 'PASSED' && (await database.getAttribute('data-checked-at')) !== before;
+    while (!(await checked()) && Date.now() < deadline) {
+      await page.waitForTimeout(300);
+      await page.getByRole('button', { name: 'Refresh' }).click();
+    }
+    expect(await checked()).toBe(true);
+    expect(await accessibility(page, 'platform-fleet')).toEqual([]);
+    await context.close();
   }, 60_000);
 });

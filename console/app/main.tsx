@@ -43,6 +43,7 @@ import { endSession, onSessionChange, refresh, startSession } from './session.ts
 import { bytes, client, describeError, ErrorText, Field, useAction } from './ui.tsx';
 import { Documents } from './documents.tsx';
 import { Roles } from './roles.tsx';
+import { PlatformFleet, PlatformTenants } from './platform.tsx';
 import './console.css';
 
 function SignIn() {
@@ -599,12 +600,18 @@ function AcceptInvitation({ token, onAccepted }: { token: string; onAccepted: ()
   );
 }
 
+const TENANT_PAGES = ['Sites', 'Documents', 'Members', 'Roles', 'Jobs', 'Usage', 'Audit log', 'Your sessions'] as const;
+/** Platform staff only (platformRole other than NONE). */
+const STAFF_PAGES = ['Platform: tenants', 'Platform: fleet'] as const;
+type TenantPage = (typeof TENANT_PAGES)[number];
+type StaffPage = (typeof STAFF_PAGES)[number];
+
 function Console() {
-  const [me, setMe] = useState<{ email: string; name: string } | null>(null);
+  const [me, setMe] = useState<{ email: string; name: string; staff: boolean } | null>(null);
   const [tenants, setTenants] = useState<TenantFieldsFragment[]>([]);
   const [current, setCurrent] = useState<string | null>(() => localStorage.getItem('tenantplane.tenant'));
   const [error, setError] = useState<string | null>(null);
-  const [pageName, setPageName] = useState<'Sites' | 'Documents' | 'Members' | 'Roles' | 'Jobs' | 'Usage' | 'Audit log' | 'Your sessions'>('Sites');
+  const [pageName, setPageName] = useState<TenantPage | StaffPage>('Sites');
   const [invitation, setInvitation] = useState<string | null>(() => new URLSearchParams(location.hash.slice(1)).get('invite'));
   useEffect(() => {
     const onHash = () => setInvitation(new URLSearchParams(location.hash.slice(1)).get('invite'));
@@ -616,7 +623,7 @@ function Console() {
       const remembered = localStorage.getItem('tenantplane.tenant');
       if (remembered) prefetchSites(remembered);
       const [m, t] = await Promise.all([client.request(MeDocument), client.request(TenantsDocument, { first: 100 })]);
-      setMe(m.me ? { email: m.me.email, name: m.me.name } : null);
+      setMe(m.me ? { email: m.me.email, name: m.me.name, staff: m.me.platformRole !== 'NONE' } : null);
       setTenants(t.tenants.edges.map((e) => e.node));
     } catch (e) {
       setError(describeError(e));
@@ -668,15 +675,17 @@ function Console() {
           </form>
         </details>
         {invitation && <AcceptInvitation token={invitation} onAccepted={() => void load()} />}
-        {tenant ? (
+        {(tenant || me?.staff) && (
+          <nav aria-label="Pages" className="pages">
+            {[...(tenant ? TENANT_PAGES : me?.staff ? (['Your sessions'] as const) : []), ...(me?.staff ? STAFF_PAGES : [])].map((p) => (
+              <button key={p} type="button" aria-pressed={pageName === p} onClick={() => setPageName(p)}>
+                {p}
+              </button>
+            ))}
+          </nav>
+        )}
+        {tenant && (
           <>
-            <nav aria-label="Pages" className="pages">
-              {(['Sites', 'Documents', 'Members', 'Roles', 'Jobs', 'Usage', 'Audit log', 'Your sessions'] as const).map((p) => (
-                <button key={p} type="button" aria-pressed={pageName === p} onClick={() => setPageName(p)}>
-                  {p}
-                </button>
-              ))}
-            </nav>
             {pageName === 'Sites' && <Sites key={tenant.id} tenant={tenant} />}
             {pageName === 'Documents' && <Documents key={tenant.id} tenant={tenant} />}
             {pageName === 'Members' && <Members key={tenant.id} tenant={tenant} />}
@@ -684,11 +693,12 @@ function Console() {
             {pageName === 'Jobs' && <Jobs key={tenant.id} tenant={tenant} />}
             {pageName === 'Usage' && <TenantUsage key={tenant.id} tenant={tenant} />}
             {pageName === 'Audit log' && <AuditLog key={tenant.id} tenant={tenant} />}
-            {pageName === 'Your sessions' && <Sessions />}
           </>
-        ) : (
-          <p>Create a tenant to start.</p>
         )}
+        {(tenant || me?.staff) && pageName === 'Your sessions' && <Sessions />}
+        {me?.staff && pageName === 'Platform: tenants' && <PlatformTenants />}
+        {me?.staff && pageName === 'Platform: fleet' && <PlatformFleet />}
+        {!tenant && <p>Create a tenant to start.</p>}
       </main>
     </>
   );

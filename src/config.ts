@@ -28,6 +28,16 @@ const Env = z.object({
   OIDC_ISSUER: z.string().url().optional(),
   OIDC_AUDIENCE: z.string().optional(),
   OIDC_JWKS_URI: z.string().url().optional(),
+  /**
+   * Sign-in with that issuer from the console (authorization code + PKCE, exchanged by this server): the client
+   * registered at the IdP for Tenantplane, its secret when it is a confidential client, and the button's label.
+   * The IdP must allow the redirect URI <public origin>/auth/oidc/callback (or OIDC_REDIRECT_URI).
+   */
+  OIDC_CLIENT_ID: z.string().min(1).optional(),
+  OIDC_CLIENT_SECRET: z.string().min(1).optional(),
+  OIDC_PROVIDER_NAME: z.string().min(1).max(60).optional(),
+  OIDC_REDIRECT_URI: z.string().url().optional(),
+  OIDC_SCOPES: z.string().regex(/(^|\s)openid(\s|$)/, 'must include openid').default('openid email profile'),
   /** Argon2id cost; the defaults follow OWASP's recommendation (19 MiB, t=2). */
   ARGON2_MEMORY_KIB: z.coerce.number().int().min(1024).default(19456),
   ARGON2_TIME_COST: z.coerce.number().int().min(1).default(2),
@@ -128,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     throw new Error(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  if (e.OIDC_CLIENT_ID && !e.OIDC_ISSUER) throw new Error('invalid configuration:\n  OIDC_CLIENT_ID needs OIDC_ISSUER');
   if (e.S3_ENDPOINT && (!e.S3_ACCESS_KEY_ID || !e.S3_SECRET_ACCESS_KEY)) {
     throw new Error('invalid configuration:\n  S3_ENDPOINT needs S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY');
   }
@@ -156,6 +167,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST },
       apiKeys: { pepper: e.API_KEY_PEPPER, cacheTtlMs: e.API_KEY_CACHE_TTL_MS },
       oidc: e.OIDC_ISSUER ? { issuer: e.OIDC_ISSUER, audience: e.OIDC_AUDIENCE, jwksUri: e.OIDC_JWKS_URI } : undefined,
+      /** Console sign-in through the OIDC issuer (src/graphql/oidc-login.ts); its id tokens' audience is the client id. */
+      oidcLogin:
+        e.OIDC_ISSUER && e.OIDC_CLIENT_ID
+          ? {
+              issuer: e.OIDC_ISSUER,
+              jwksUri: e.OIDC_JWKS_URI,
+              clientId: e.OIDC_CLIENT_ID,
+              clientSecret: e.OIDC_CLIENT_SECRET,
+              providerName: e.OIDC_PROVIDER_NAME ?? new URL(e.OIDC_ISSUER).host,
+              redirectUri: e.OIDC_REDIRECT_URI,
+              scopes: e.OIDC_SCOPES,
+            }
+          : undefined,
     },
     storage: {
       endpoint: e.S3_ENDPOINT,

@@ -46,8 +46,17 @@ import { Roles } from './roles.tsx';
 import { PlatformFleet, PlatformTenants } from './platform.tsx';
 import './console.css';
 
+/** The label of the OIDC provider's button, when the server has OIDC sign-in configured (a meta tag of the page). */
+const oidcProvider = document.querySelector<HTMLMetaElement>('meta[name="tenantplane-oidc"]')?.content;
+
 function SignIn() {
   const [mode, setMode] = useState<'logIn' | 'signUp'>('logIn');
+  // A failed OIDC sign-in comes back as /console#oidc-error=<words>.
+  const [oidcError] = useState(() => {
+    const message = new URLSearchParams(location.hash.slice(1)).get('oidc-error');
+    if (message) history.replaceState(null, '', location.pathname);
+    return message;
+  });
   const action = useAction(async (f) => {
     const email = String(f.get('email'));
     const password = String(f.get('password'));
@@ -70,6 +79,15 @@ function SignIn() {
           {mode === 'signUp' ? 'Sign up' : 'Log in'}
         </button>
       </form>
+      {oidcProvider && (
+        <p className="oidc">
+          {/* A navigation, not a fetch: the server runs the code flow and comes back here signed in. */}
+          <a className="button" href="/auth/oidc/start">
+            Log in with {oidcProvider}
+          </a>
+        </p>
+      )}
+      <ErrorText error={oidcError} />
       <p>
         <button type="button" className="link" onClick={() => setMode(mode === 'signUp' ? 'logIn' : 'signUp')}>
           {mode === 'signUp' ? 'I have an account: log in' : 'No account yet: sign up'}

@@ -9,16 +9,18 @@ import { assetVersion, contentSecurityPolicy, ensureWebBundle, sendPage, serveAs
  */
 export const consoleCsp = (storageOrigin: string) => contentSecurityPolicy({ connect: [storageOrigin] });
 
-export function consoleRouter(log: Logger, storageOrigin: string) {
+/** `oidcProvider`: the label of the "Log in with …" button, when OIDC sign-in is configured. */
+export function consoleRouter(log: Logger, storageOrigin: string, oidcProvider?: string) {
   ensureWebBundle(log);
   const csp = consoleCsp(storageOrigin);
+  const oidcMeta = oidcProvider ? `\n<meta name="tenantplane-oidc" content="${escapeHtml(oidcProvider)}">` : '';
   const page = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Tenantplane console</title>
-<meta name="tenantplane-hash-worker" content="/console/assets/hash-worker.js?v=${assetVersion('hash-worker.js')}">
+<meta name="tenantplane-hash-worker" content="/console/assets/hash-worker.js?v=${assetVersion('hash-worker.js')}">${oidcMeta}
 <link rel="stylesheet" href="/console/assets/console.css?v=${assetVersion('console.css')}">
 <script type="module" src="/console/assets/console.js?v=${assetVersion('console.js')}"></script>
 </head>
@@ -33,3 +35,5 @@ export function consoleRouter(log: Logger, storageOrigin: string) {
   });
   return router;
 }
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

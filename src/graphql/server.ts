@@ -4,8 +4,9 @@ import express from 'express';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import { graphiqlRouter } from './graphiql.ts';
-import { sessionCookieRouter } from './session-cookie.ts';
+import { sessionCookieRouter, type Execute } from './session-cookie.ts';
 import { consoleRouter } from './console.ts';
+import { oidcLoginRouter } from './oidc-login.ts';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { WebSocketServer } from 'ws';
@@ -454,19 +455,16 @@ export async function startHttpServer(services: RequestServices, port: number, h
   };
 
   if (services.config.http.graphiql) app.use(graphiqlRouter(services.log));
-  app.use(consoleRouter(services.log, services.storage.origin));
+  app.use(consoleRouter(services.log, services.storage.origin, services.config.auth.oidcLogin?.providerName));
   // The browser session cookie (session-cookie.ts): the API's own refreshSession and logOut, run through Apollo.
   app.use('/auth', accessLog(services));
-  app.use(
-    sessionCookieRouter(
-      services,
-      async (req, res, query, variables) => {
-        const response = await apollo.executeOperation({ query, variables }, { contextValue: await contextFor(req, res) });
-        return response.body.kind === 'single' ? response.body.singleResult : { errors: [{ message: 'unexpected incremental response' }] };
-      },
-      (origin, host) => originAllowed(origin, host, services.config.http.allowedOrigins),
-    ),
-  );
+  const executeOperation: Execute = async (req, res, query, variables) => {
+    const response = await apollo.executeOperation({ query, variables }, { contextValue: await contextFor(req, res) });
+    return response.body.kind === 'single' ? response.body.singleResult : { errors: [{ message: 'unexpected incremental response' }] };
+  };
+  // Before the cookie routes, which take POSTs only: the OIDC sign-in is two GET navigations (oidc-login.ts).
+  app.use(oidcLoginRouter(services, executeOperation));
+  app.use(sessionCookieRouter(services, executeOperation, (origin, host) => originAllowed(origin, host, services.config.http.allowedOrigins)));
 
   app.use(
     '/graphql',

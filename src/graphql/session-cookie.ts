@@ -21,14 +21,20 @@ export const REFRESH_COOKIE = 'tp_refresh';
 export const CSRF_HEADER = 'x-tenantplane-csrf';
 const COOKIE_PATH = '/auth';
 
-type Execute = (req: express.Request, res: express.Response, query: string, variables: Record<string, unknown>) => Promise<{ data?: Record<string, unknown> | null; errors?: ReadonlyArray<{ message: string; extensions?: Record<string, unknown> }> }>;
+export type Execute = (req: express.Request, res: express.Response, query: string, variables: Record<string, unknown>) => Promise<{ data?: Record<string, unknown> | null; errors?: ReadonlyArray<{ message: string; extensions?: Record<string, unknown> }> }>;
 
 const REFRESH = `mutation TenantplaneCookieRefresh($refreshToken: String!) { refreshSession(refreshToken: $refreshToken) { accessToken refreshToken expiresAt } }`;
 const LOGOUT = `mutation TenantplaneCookieLogOut($refreshToken: String!) { logOut(refreshToken: $refreshToken) }`;
 
+const cookieOptions: express.CookieOptions = { httpOnly: true, secure: true, sameSite: 'strict', path: COOKIE_PATH };
+
+/** The console's session from now on: `refreshToken` in the cookie (also the end of the OIDC sign-in, oidc-login.ts). */
+export function setRefreshCookie(res: express.Response, services: RequestServices, refreshToken: string) {
+  res.cookie(REFRESH_COOKIE, refreshToken, { ...cookieOptions, maxAge: services.config.auth.refreshTokenTtl * 1000 });
+}
+
 export function sessionCookieRouter(services: RequestServices, execute: Execute, originAllowed: (origin: string | undefined, host: string | undefined) => boolean) {
   const router = express.Router();
-  const cookieOptions: express.CookieOptions = { httpOnly: true, secure: true, sameSite: 'strict', path: COOKIE_PATH };
 
   router.use(COOKIE_PATH, (req, res, next) => {
     res.set('cache-control', 'no-store');
@@ -52,7 +58,7 @@ export function sessionCookieRouter(services: RequestServices, execute: Execute,
       if (code === 'UNAUTHENTICATED') res.clearCookie(REFRESH_COOKIE, cookieOptions);
       return res.status(code === 'UNAUTHENTICATED' ? 401 : code === 'SERVICE_UNAVAILABLE' ? 503 : 500).json({ error: error?.message ?? 'refresh failed', code });
     }
-    res.cookie(REFRESH_COOKIE, pair.refreshToken, { ...cookieOptions, maxAge: services.config.auth.refreshTokenTtl * 1000 });
+    setRefreshCookie(res, services, pair.refreshToken);
     return res.json({ accessToken: pair.accessToken, expiresAt: pair.expiresAt });
   }
 

@@ -17,7 +17,7 @@ const SignUpInput = z.object({ email, password: z.string(), name: displayName('n
 const LogInInput = z.object({ email: z.union([email, username]), password: z.string().max(1024) });
 
 /** From now on this request acts as userId (the policies read app.user_id). */
-async function actAs(ctx: Context, userId: string) {
+export async function actAs(ctx: Context, userId: string) {
   ctx.userId = userId;
   await ctx.db.$executeRaw`select set_config('app.user_id', ${userId}, true)`;
 }
@@ -28,7 +28,7 @@ async function sessionOf(ctx: Context, refreshToken: string): Promise<string | u
   return rows[0]?.family ?? undefined;
 }
 
-async function issueSession(ctx: Context, userId: string): Promise<AuthPayloadShape> {
+export async function issueSession(ctx: Context, userId: string): Promise<AuthPayloadShape> {
   const refreshToken = newOpaqueToken();
   const expires = new Date(Date.now() + ctx.services.config.auth.refreshTokenTtl * 1000);
   await ctx.db.$executeRaw`select app.create_session(${userId}::uuid, ${sha256(refreshToken)}, ${expires}, ${ctx.ip}, ${ctx.userAgent})`;

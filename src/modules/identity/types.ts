@@ -1,5 +1,6 @@
 import { builder } from '../../graphql/builder.ts';
 import * as identity from './service.ts';
+import { logInWithOidc } from './oidc.ts';
 
 export const PlatformRoleEnum = builder.enumType('PlatformRole', {
   description: 'Platform staff role: VIEWER, OPERATOR and SUPERADMIN see every tenant through platformTenants.',
@@ -66,6 +67,14 @@ builder.mutationFields((t) => ({
     type: AuthPayload,
     args: { input: t.arg({ type: LogInInput, required: true }) },
     resolve: (_root, { input }, ctx) => identity.logIn(ctx, input),
+  }),
+  logInWithOidc: t.field({
+    extensions: { permission: 'public' },
+    type: AuthPayload,
+    description:
+      'Trades an ID token of the configured OIDC issuer, issued to this server’s client (OIDC_CLIENT_ID), for a session of the user it names (created on first use). The console’s “Log in with …” ends here.',
+    args: { idToken: t.arg.string({ required: true }) },
+    resolve: (_root, { idToken }, ctx) => logInWithOidc(ctx, idToken),
   }),
   refreshSession: t.field({
     extensions: { permission: 'public' },

@@ -33,6 +33,7 @@ import {
   MeDocument,
   SignUpDocument,
   TenantSitesDocument,
+  FirstTenantSitesDocument,
   TenantsDocument,
   type BackupFieldsFragment,
   type JobFieldsFragment,
@@ -64,7 +65,7 @@ function SignIn() {
       mode === 'signUp'
         ? (await client.request(SignUpDocument, { input: { email, password, name: String(f.get('name')) } })).signUp
         : (await client.request(LogInDocument, { input: { email, password } })).logIn;
-    if (!(await startSession(pair.refreshToken))) throw new Error('could not start the session: try again');
+    if (!(await startSession({ ...pair, expiresAt: String(pair.expiresAt) }))) throw new Error('could not start the session: try again');
   });
   return (
     <main className="narrow">
@@ -509,13 +510,24 @@ function AuditLog({ tenant }: { tenant: TenantFieldsFragment }) {
 }
 
 /**
- * The sites of the tenant the console last showed, asked for together with the account and its tenants: after a
- * reload no page waits on more than two requests in a row (the cookie refresh, then these three at once).
+ * The sites the first page shows, asked for together with the account and its tenants (the remembered tenant's, or
+ * on a first visit the first tenant's): after a reload or a log-in no page waits on more than two requests in a row.
  */
-const sitesPrefetch = new Map<string, ReturnType<typeof fetchSites>>();
-const fetchSites = (slug: string) => client.request(TenantSitesDocument, { slug, first: 50 });
-function prefetchSites(slug: string) {
-  if (!sitesPrefetch.has(slug)) sitesPrefetch.set(slug, fetchSites(slug));
+type SitesAnswer = { slug: string; sites: SiteFieldsFragment[] };
+let sitesPrefetch: Promise<SitesAnswer | null> | null = null;
+let prefetched = false;
+const fetchSites = async (slug: string): Promise<SitesAnswer> => {
+  const r = await client.request(TenantSitesDocument, { slug, first: 50 });
+  return { slug, sites: r.tenant?.sites.edges.map((e) => e.node) ?? [] };
+};
+function prefetchSites(remembered: string | null) {
+  if (prefetched) return;
+  prefetched = true;
+  const first = async () => {
+    const t = (await client.request(FirstTenantSitesDocument, { first: 50 })).tenants.edges[0]?.node;
+    return t ? { slug: t.slug, sites: t.sites.edges.map((e) => e.node) } : null;
+  };
+  sitesPrefetch = (remembered ? fetchSites(remembered) : first()).catch(() => null);
 }
 
 function Sites({ tenant }: { tenant: TenantFieldsFragment }) {
@@ -524,10 +536,10 @@ function Sites({ tenant }: { tenant: TenantFieldsFragment }) {
   const [error, setError] = useState<string | null>(null);
   const load = useCallback(async () => {
     try {
-      const prefetched = sitesPrefetch.get(tenant.slug);
-      sitesPrefetch.delete(tenant.slug);
-      const r = await (prefetched ?? fetchSites(tenant.slug));
-      setSites(r.tenant?.sites.edges.map((e) => e.node) ?? []);
+      const pending = sitesPrefetch;
+      sitesPrefetch = null;
+      const early = pending && (await pending);
+      setSites((early?.slug === tenant.slug ? early : await fetchSites(tenant.slug)).sites);
     } catch (e) {
       setError(describeError(e));
     }
@@ -639,7 +651,7 @@ function Console() {
   const load = useCallback(async () => {
     try {
       const remembered = localStorage.getItem('tenantplane.tenant');
-      if (remembered) prefetchSites(remembered);
+      prefetchSites(remembered);
       const [m, t] = await Promise.all([client.request(MeDocument), client.request(TenantsDocument, { first: 100 })]);
       setMe(m.me ? { email: m.me.email, name: m.me.name, staff: m.me.platformRole !== 'NONE' } : null);
       setTenants(t.tenants.edges.map((e) => e.node));

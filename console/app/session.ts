@@ -34,8 +34,19 @@ export const onSessionChange = (fn: (signedIn: boolean) => void) => {
   listeners.add(fn);
   return () => listeners.delete(fn);
 };
-/** After logIn or signUp: the refresh token goes into the cookie and is forgotten here. */
-export const startSession = async (refreshToken: string) => hold(await auth('session', { refreshToken }));
+/**
+ * After logIn or signUp: the access token is used at once, while the refresh token goes into the cookie (rotated
+ * there, so the one this page saw is spent) and is forgotten here — the first page's data does not wait for the cookie.
+ */
+export async function startSession(pair: { accessToken: string; expiresAt: string; refreshToken: string }) {
+  const handOver = auth('session', { refreshToken: pair.refreshToken });
+  hold(pair);
+  const rotated = await handOver;
+  // Without the cookie the session would not survive a reload: end it now rather than later, by surprise.
+  if (!rotated) return hold(null);
+  accessToken = rotated.accessToken;
+  return true;
+}
 /** At load, and before the access token expires. */
 export const refresh = async () => hold(await auth('refresh'));
 export async function endSession() {

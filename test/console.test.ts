@@ -348,6 +348,18 @@ describe('the console at /console', () => {
     await page.getByRole('button', { name: 'Documents' }).click();
     await page.getByText('No document yet.').waitFor();
     expect(await page.locator('body').textContent()).not.toMatch(/Console Org|notes\.txt|console-site/);
+    // A quota in words: the Free plan's fifth member (the owner and four invitations) is the last one.
+    await page.getByRole('button', { name: 'Members' }).click();
+    const invite = page.getByRole('form', { name: 'Invite a member' });
+    for (let i = 1; i <= 5; i++) {
+      await invite.getByLabel('Email').fill(`quota-${i}-${process.pid}@example.test`);
+      await invite.getByRole('button', { name: 'Invite' }).click();
+      // The button is disabled while the request runs (set on submit, before this click returns).
+      await page.waitForFunction(() => !document.querySelector('form[aria-label="Invite a member"] button')?.hasAttribute('disabled'));
+      if (i < 5) expect(await invite.getByRole('alert').count()).toBe(0);
+    }
+    await invite.getByRole('alert').waitFor();
+    expect(await invite.getByRole('alert').textContent()).toBe('Limit reached: the Free plan allows 5 members (counting pending invitations)');
     // Not platform staff: no platform page.
     expect(await page.getByRole('button', { name: /^Platform:/ }).count()).toBe(0);
     await context.close();

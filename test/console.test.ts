@@ -348,6 +348,25 @@ describe('the console at /console', () => {
     await page.getByRole('button', { name: 'Documents' }).click();
     await page.getByText('No document yet.').waitFor();
     expect(await page.locator('body').textContent()).not.toMatch(/Console Org|notes\.txt|console-site/);
+    // Keyboard only: every page of the tenant is reached with Tab and opened with Enter, its heading then shown.
+    await page.keyboard.press('Shift+Tab'); // from the Documents button (clicked): keyboard focus from here on
+    for (const [button, heading] of [
+      ['Sites', 'Sites'],
+      ['Documents', 'Documents'],
+      ['Members', 'Members'],
+      ['Roles', 'Custom roles'],
+      ['Jobs', 'Jobs'],
+      ['Usage', /^Usage of the/],
+      ['Audit log', 'Audit log'],
+      ['Your sessions', 'Your sessions'],
+    ] as const) {
+      let presses = 0;
+      while ((await page.evaluate(() => document.activeElement?.textContent)) !== button && presses++ < 5) await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => document.activeElement?.matches(':focus-visible'))).toBe(true);
+      await page.keyboard.press('Enter');
+      await page.getByRole('heading', { level: 2, name: heading }).waitFor();
+    }
+
     // A quota in words: the Free plan's fifth member (the owner and four invitations) is the last one.
     await page.getByRole('button', { name: 'Members' }).click();
     const invite = page.getByRole('form', { name: 'Invite a member' });

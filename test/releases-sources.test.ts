@@ -9,6 +9,7 @@ import { fetchApp, type AppSourceRef } from '../src/modules/releases/git.ts';
 import { packRelease, unpackRelease, RELEASE_LAYER } from '../src/modules/releases/package.ts';
 import { checkRegistry, pullBlob, pullManifest, pushBlob, putManifest, OCI_EMPTY_CONFIG, OCI_MANIFEST } from '../src/modules/releases/registry.ts';
 import { trialMigrations, TrialFailed } from '../src/modules/releases/trial.ts';
+import { buildCandidate, BuildFailed } from '../src/modules/releases/build.ts';
 import type { AppBundle } from '../src/modules/releases/app-format.ts';
 import { startRegistry, type TestRegistry } from './support/registry.ts';
 import { freeLocalPort } from '../src/db/embedded.ts';
@@ -181,6 +182,41 @@ describe('the trial run of a release: every migration in a scratch schema, as a 
     await a.end();
     return r.rows[0];
   };
+
+  it('builds a candidate end to end: fetched, tried, packed, pushed, pulled back and verified, with progress', async () => {
+    const steps: Array<[string, number]> = [];
+    const spec = {
+      group: { id: 'group-1', title: 'Built-ins' },
+      apps: [ref(builtin.notes!, 'v1.0.0'), ref(builtin.crm!, 'v1.0.0')],
+      registry,
+      repository: 'tenantplane/built-ins',
+      tag: 'c1',
+      trialDatabase: admin,
+    };
+    const built = await buildCandidate(spec, (step, progress) => void steps.push([step, progress]));
+    expect(built.apps.map((a) => `${a.name}@${a.version}`)).toEqual(['notes@1.0.0', 'crm@1.0.0']);
+    expect(built.imageName).toBe(`${new URL(registry.url).host}/tenantplane/built-ins`);
+    expect(await pullManifest(registry, 'tenantplane/built-ins', built.manifestDigest)).toMatchObject({ layers: [{ digest: built.layerDigest }] });
+    expect(steps.at(-1)).toEqual(['pulling it back to verify', 100]);
+    expect(steps.map(([, p]) => p)).toEqual([...steps.map(([, p]) => p)].sort((a, b) => a - b));
+    expect(built.log.some((l) => /^notes 1\.0\.0: migrations\/0001_notes\.sql ok \(\d+ ms\)$/.test(l))).toBe(true);
+    expect(built.log.at(-1)).toBe(`verified ${built.manifestDigest}: every byte matches`);
+    // The same apps at the same commits: the same artifact.
+    expect((await buildCandidate({ ...spec, tag: 'c2' })).layerDigest).toBe(built.layerDigest);
+
+    // A version whose migration fails, and a registry that refuses the password: the build fails in words, with its log.
+    const repo = repository('failing-app', [
+      { tag: 'v1.0.0', files: { 'tenantplane-app.json': manifest({}), 'm/0001.sql': 'create table todos (id int primary key);' } },
+      { tag: 'v3.0.0', files: { 'tenantplane-app.json': manifest({ version: '3.0.0', migrations: ['m/0001.sql', 'm/0003.sql'] }), 'm/0003.sql': 'alter table todos add column id int;' } },
+    ]);
+    const broken = await buildCandidate({ ...spec, apps: [ref(repo.url, 'v3.0.0')], tag: 'c3' }).catch((e: unknown) => e);
+    expect(broken).toBeInstanceOf(BuildFailed);
+    expect((broken as BuildFailed).message).toBe('todo 3.0.0: m/0003.sql failed: column "id" of relation "todos" already exists');
+    expect((broken as BuildFailed).log.some((l) => l.startsWith('todo 3.0.0: m/0001.sql ok'))).toBe(true);
+    const refused = await buildCandidate({ ...spec, registry: { ...registry, password: 'wrong' }, tag: 'c4' }).catch((e: unknown) => e);
+    expect((refused as BuildFailed).message).toBe(`the registry at ${registry.url} refused the username or password`);
+    expect(await leftovers()).toEqual({ roles: 0, schemas: 0 });
+  });
 
   it('runs the built-in apps from empty, both versions, and leaves nothing behind', async () => {
     const apps = await Promise.all([fetchApp(ref(builtin.notes!, 'v2.0.0')), fetchApp(ref(builtin.crm!, 'v2.0.0'))]);

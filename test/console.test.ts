@@ -190,9 +190,16 @@ describe('the console at /console', () => {
     await transfer('notes.txt').getByRole('alert').waitFor();
     expect(await transfer('notes.txt').getByRole('alert').textContent()).toBe('you already have a document named "notes.txt"');
 
+    // The connection of one part drops on its first try: the part is sent again, the upload completes.
+    let dropped = 0;
+    const storageOrigin = app.services.storage.origin;
+    const dropPartTwoOnce = (url: URL) => url.origin === storageOrigin && url.searchParams.get('partNumber') === '2';
+    await page.route(dropPartTwoOnce, (route) => (route.request().method() === 'PUT' && dropped++ === 0 ? route.abort('connectionreset') : route.continue()));
     const big = Buffer.alloc(17 * 1024 * 1024, 'multipart upload line\n');
     await files.setInputFiles({ name: 'big.txt', mimeType: 'text/plain', buffer: big });
     await page.waitForFunction(() => document.querySelector('li[data-upload="big.txt"]')?.getAttribute('data-phase') === 'done', undefined, { timeout: 60_000 });
+    await page.unroute(dropPartTwoOnce);
+    expect(dropped).toBe(2);
     await docRow('big.txt').waitFor();
     expect(await docRow('big.txt').locator('td').nth(1).textContent()).toBe('17.0 MB');
     expect(await accessibility(page, 'documents')).toEqual([]);

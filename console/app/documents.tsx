@@ -15,6 +15,8 @@ import {
   type DocumentFieldsFragment,
   type TenantFieldsFragment,
 } from '../../src/sdk/index.ts';
+import pMap from 'p-map';
+import pRetry, { AbortError } from 'p-retry';
 import type { HashReply } from './hash-worker.ts';
 import { bytes, client, describeError, ErrorText } from './ui.tsx';
 
@@ -42,18 +44,35 @@ function sha256Of(file: Blob, onProgress: (fraction: number) => void): Promise<s
 }
 
 /** A PUT of `body` to a presigned URL with upload progress (fetch reports none); resolves to the ETag S3 answered. */
-function put(url: string, body: Blob, headers: Array<{ name: string; value: string }>, onProgress: (loaded: number) => void): Promise<string> {
+function putOnce(url: string, body: Blob, headers: Array<{ name: string; value: string }>, onProgress: (loaded: number) => void): Promise<string> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open('PUT', url);
     for (const h of headers) xhr.setRequestHeader(h.name, h.value);
     xhr.upload.onprogress = (e) => onProgress(e.loaded);
-    xhr.onload = () =>
-      xhr.status >= 200 && xhr.status < 300 ? resolve(xhr.getResponseHeader('etag') ?? '') : reject(new Error(`object storage refused the upload (HTTP ${xhr.status}): try again`));
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) return resolve(xhr.getResponseHeader('etag') ?? '');
+      const refused = new Error(`object storage refused the upload (HTTP ${xhr.status}): try again`);
+      // A 4xx is an answer (an expired or refused URL): sending the same bytes again would get the same one.
+      reject(xhr.status >= 400 && xhr.status < 500 ? new AbortError(refused) : refused);
+    };
     xhr.onerror = () => reject(new Error('the upload to object storage failed (network or CORS): try again'));
     xhr.send(body);
   });
 }
+
+/** putOnce, again after a dropped connection or a 5xx (three more tries, backing off): a flaky network loses nothing. */
+const put = (url: string, body: Blob, headers: Array<{ name: string; value: string }>, onProgress: (loaded: number) => void) =>
+  pRetry(
+    () => {
+      onProgress(0);
+      return putOnce(url, body, headers, onProgress);
+    },
+    { retries: 3, minTimeout: 500, factor: 2 },
+  );
+
+/** Parts in flight at once: enough to fill the link, few enough for the browser's six connections per host. */
+const PART_CONCURRENCY = 3;
 
 type Transfer = { key: number; name: string; phase: 'reading' | 'uploading' | 'checking' | 'done' | 'failed'; fraction: number; note?: string };
 
@@ -70,14 +89,20 @@ async function upload(tenantId: string, file: File, report: (t: Partial<Transfer
   } else if (ticket.url) {
     await put(ticket.url, file, ticket.headers, (n) => report({ phase: 'uploading', fraction: n / Math.max(1, file.size) }));
   } else {
-    parts = [];
-    let sent = 0;
-    for (const part of ticket.parts) {
-      const start = (part.partNumber - 1) * (ticket.partSize ?? 0);
-      const etag = await put(part.url, file.slice(start, start + part.sizeBytes), [], (n) => report({ phase: 'uploading', fraction: (sent + n) / file.size }));
-      sent += part.sizeBytes;
-      parts.push({ partNumber: part.partNumber, etag });
-    }
+    // Each part's bytes in flight, summed for the bar (a retried part starts again from 0).
+    const loaded = new Map<number, number>();
+    parts = await pMap(
+      ticket.parts,
+      async (part) => {
+        const start = (part.partNumber - 1) * (ticket.partSize ?? 0);
+        const etag = await put(part.url, file.slice(start, start + part.sizeBytes), [], (n) => {
+          loaded.set(part.partNumber, n);
+          report({ phase: 'uploading', fraction: [...loaded.values()].reduce((a, b) => a + b, 0) / file.size });
+        });
+        return { partNumber: part.partNumber, etag };
+      },
+      { concurrency: PART_CONCURRENCY },
+    );
   }
   report({ phase: 'checking', fraction: 1 });
   await client.request(CompleteUploadDocument, { uploadId: ticket.id, parts });

@@ -728,7 +728,7 @@ function Console() {
         {(tenant || me?.staff) && pageName === 'Your sessions' && <Sessions />}
         {me?.staff && pageName === 'Platform: tenants' && <PlatformTenants />}
         {me?.staff && pageName === 'Platform: fleet' && <PlatformFleet />}
-        {!tenant && <p>Create a tenant to start.</p>}
+        {!tenant && (me?.staff ? pageName !== 'Your sessions' && !(STAFF_PAGES as readonly string[]).includes(pageName) && <p>No tenant of your own: create one, or open a platform page.</p> : <p>Create a tenant to start.</p>)}
       </main>
     </>
   );

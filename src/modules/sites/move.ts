@@ -80,8 +80,8 @@ async function setLogin(services: WorkerServices, home: SiteHome, allowed: boole
   if (!allowed) await endLoginSessions(pool, home);
 }
 
-const ROOM = `select sv.name, sv.status, d.check_status, d.capacity,
-                     (select count(*)::int from app_public.sites x where x.database_server_id = d.server_id and x.status <> 'DELETED') as used
+// Its taken places as placement counts them (app.database_server_sites, sql/0035).
+const ROOM = `select sv.name, sv.status, d.check_status, d.capacity, app.database_server_sites(d.server_id) as used
                 from app_public.database_servers d join app_public.servers sv on sv.id = d.server_id
                where d.server_id = $1 and sv.cluster_id = $2`;
 

@@ -4,7 +4,7 @@
  * then completeUpload, which checks the stored bytes. Bytes the tenant already stores are not sent again ("already
  * stored"). Processing shows live (tenantJobs over graphql-ws); download, rename and delete per document.
  */
-import { useCallback, useEffect, useRef, useState, type ChangeEvent } from 'react';
+import { useEffect, useRef, useState, type ChangeEvent } from 'react';
 import {
   CompleteUploadDocument,
   CreateUploadDocument,
@@ -12,13 +12,12 @@ import {
   RenameDocumentDocument,
   TenantDocumentsDocument,
   TenantJobsUpdatedDocument,
-  type DocumentFieldsFragment,
   type TenantFieldsFragment,
 } from '../../src/sdk/index.ts';
 import pMap from 'p-map';
 import pRetry, { AbortError } from 'p-retry';
 import type { HashReply } from './hash-worker.ts';
-import { bytes, client, describeError, ErrorText } from './ui.tsx';
+import { bytes, client, describeError, ErrorText, useLoad } from './ui.tsx';
 
 /** One Worker for the page, started on the first upload; requests are told apart by id. */
 let hasher: Worker | null = null;
@@ -112,20 +111,13 @@ async function upload(tenantId: string, file: File, report: (t: Partial<Transfer
 const phaseText: Record<Transfer['phase'], string> = { reading: 'computing sha256', uploading: 'uploading', checking: 'checking the stored bytes', done: '', failed: '' };
 
 export function Documents({ tenant }: { tenant: TenantFieldsFragment }) {
-  const [documents, setDocuments] = useState<DocumentFieldsFragment[] | null>(null);
   const [transfers, setTransfers] = useState<Transfer[]>([]);
-  const [error, setError] = useState<string | null>(null);
   const nextKey = useRef(0);
-  const load = useCallback(async () => {
-    try {
-      const r = await client.request(TenantDocumentsDocument, { slug: tenant.slug, first: 50 });
-      setDocuments(r.tenant?.documents.edges.map((e) => e.node) ?? []);
-    } catch (e) {
-      setError(describeError(e));
-    }
-  }, [tenant.slug]);
+  const { data: documents, error, load, act } = useLoad(
+    async () => (await client.request(TenantDocumentsDocument, { slug: tenant.slug, first: 50 })).tenant?.documents.edges.map((e) => e.node) ?? [],
+    [tenant.slug],
+  );
   useEffect(() => {
-    void load();
     // Processing is a job: each of its changes reloads the list, so a document's status is live.
     const sub = client.subscribe(TenantJobsUpdatedDocument, { tenantId: tenant.id });
     void (async () => {
@@ -151,16 +143,6 @@ export function Documents({ tenant }: { tenant: TenantFieldsFragment }) {
         report({ phase: 'failed', note: describeError(err) });
       }
       await load();
-    }
-  };
-
-  const act = async (fn: () => Promise<unknown>) => {
-    setError(null);
-    try {
-      await fn();
-      await load();
-    } catch (e) {
-      setError(describeError(e));
     }
   };
 

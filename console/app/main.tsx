@@ -21,7 +21,6 @@ import {
   MySessionsDocument,
   RevokeOtherSessionsDocument,
   RevokeSessionDocument,
-  type SessionFieldsFragment,
   ResumeSiteDocument,
   RestoreSiteDocument,
   SiteBackupsDocument,
@@ -41,7 +40,7 @@ import {
   type TenantFieldsFragment,
 } from '../../src/sdk/index.ts';
 import { endSession, onSessionChange, refresh, startSession } from './session.ts';
-import { bytes, client, describeError, ErrorText, Field, useAction } from './ui.tsx';
+import { bytes, client, describeError, ErrorText, Field, useAction, useLoad } from './ui.tsx';
 import { Documents } from './documents.tsx';
 import { Roles } from './roles.tsx';
 import { PlatformFleet, PlatformTenants } from './platform.tsx';
@@ -406,25 +405,7 @@ function TenantUsage({ tenant }: { tenant: TenantFieldsFragment }) {
 
 /** Your sign-ins (every device and browser), each revocable; all but this one at once. */
 function Sessions() {
-  const [sessions, setSessions] = useState<SessionFieldsFragment[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const load = useCallback(async () => {
-    try {
-      setSessions((await client.request(MySessionsDocument)).me?.sessions ?? []);
-    } catch (e) {
-      setError(describeError(e));
-    }
-  }, []);
-  useEffect(() => void load(), [load]);
-  const act = async (fn: () => Promise<unknown>) => {
-    setError(null);
-    try {
-      await fn();
-      await load();
-    } catch (e) {
-      setError(describeError(e));
-    }
-  };
+  const { data: sessions, error, act } = useLoad(async () => (await client.request(MySessionsDocument)).me?.sessions ?? [], []);
   return (
     <section aria-labelledby="sessions-title">
       <h2 id="sessions-title">Your sessions</h2>

@@ -4,7 +4,7 @@
  * only to users whose platformRole is not NONE; what each of them may read or change is still the API's decision
  * (platform.* permissions in SQL), so a VIEWER sees the buttons refused in words.
  */
-import { useCallback, useEffect, useState, type FormEvent } from 'react';
+import type { FormEvent } from 'react';
 import {
   CheckDatabaseServerDocument,
   CheckStorageConfigDocument,
@@ -17,35 +17,12 @@ import {
   type PlatformTenantsQuery,
   type ServersQuery,
 } from '../../src/sdk/index.ts';
-import { client, describeError, ErrorText } from './ui.tsx';
-
-function useLoad<T>(fetcher: () => Promise<T>) {
-  const [data, setData] = useState<T | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const load = useCallback(async () => {
-    try {
-      setData(await fetcher());
-    } catch (e) {
-      setError(describeError(e));
-    }
-  }, [fetcher]);
-  useEffect(() => void load(), [load]);
-  const act = async (fn: () => Promise<unknown>) => {
-    setError(null);
-    try {
-      await fn();
-      await load();
-    } catch (e) {
-      setError(describeError(e));
-    }
-  };
-  return { data, error, load, act };
-}
+import { client, ErrorText, useLoad } from './ui.tsx';
 
 const fetchTenants = () => client.request(PlatformTenantsDocument, { first: 100 });
 
 export function PlatformTenants() {
-  const { data, error, act } = useLoad<PlatformTenantsQuery>(fetchTenants);
+  const { data, error, act } = useLoad<PlatformTenantsQuery>(fetchTenants, []);
   const suspend = (tenantId: string) => (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const reason = String(new FormData(e.currentTarget).get('reason'));
@@ -109,7 +86,7 @@ export function PlatformTenants() {
 const fetchFleet = () => Promise.all([client.request(ClustersDocument, { first: 100 }), client.request(ServersDocument, { first: 100 })]);
 
 export function PlatformFleet() {
-  const { data, error, act } = useLoad<[ClustersQuery, ServersQuery]>(fetchFleet);
+  const { data, error, act } = useLoad<[ClustersQuery, ServersQuery]>(fetchFleet, []);
   const servers = data?.[1].servers.edges.map((e) => e.node) ?? [];
   return (
     <section aria-labelledby="fleet-title">

@@ -3,7 +3,7 @@
  * permissions, change its permissions, delete it, give it to a member or take it back. The API decides what you may
  * grant (never more than you hold, checked by the database's policies); the page only offers what you hold.
  */
-import { useCallback, useEffect, useState, type FormEvent } from 'react';
+import type { FormEvent } from 'react';
 import {
   AssignRoleDocument,
   CreateRoleDocument,
@@ -15,7 +15,7 @@ import {
   type TenantFieldsFragment,
   type TenantRolesQuery,
 } from '../../src/sdk/index.ts';
-import { client, describeError, ErrorText, Field, useAction } from './ui.tsx';
+import { client, ErrorText, Field, useAction, useLoad } from './ui.tsx';
 
 type Catalogue = TenantRolesQuery['permissionCatalogue'];
 
@@ -41,16 +41,7 @@ function PermissionPicker({ catalogue, held, chosen, legend }: { catalogue: Cata
 const chosenPermissions = (form: FormData) => form.getAll('permission').map(String);
 
 export function Roles({ tenant }: { tenant: TenantFieldsFragment }) {
-  const [data, setData] = useState<TenantRolesQuery | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const load = useCallback(async () => {
-    try {
-      setData(await client.request(TenantRolesDocument, { slug: tenant.slug, membersFirst: 100 }));
-    } catch (e) {
-      setError(describeError(e));
-    }
-  }, [tenant.slug]);
-  useEffect(() => void load(), [load]);
+  const { data, error, load, act } = useLoad(() => client.request(TenantRolesDocument, { slug: tenant.slug, membersFirst: 100 }), [tenant.slug]);
   const create = useAction(async (f) => {
     const template = String(f.get('template') ?? '');
     const permissions = chosenPermissions(f);
@@ -64,15 +55,6 @@ export function Roles({ tenant }: { tenant: TenantFieldsFragment }) {
     });
     await load();
   });
-  const act = async (fn: () => Promise<unknown>) => {
-    setError(null);
-    try {
-      await fn();
-      await load();
-    } catch (e) {
-      setError(describeError(e));
-    }
-  };
   const catalogue = (data?.permissionCatalogue ?? []).filter((p) => p.scope === 'tenant');
   const held = new Set(data?.tenant?.viewerPermissions ?? []);
   const members = data?.tenant?.members.edges.map((e) => e.node) ?? [];

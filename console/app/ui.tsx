@@ -1,5 +1,5 @@
 /** What every page of the console shares: the API client, our typed errors in words, form helpers. */
-import { useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useState, type DependencyList, type FormEvent } from 'react';
 import { createTenantplaneClient, TenantplaneError } from '../../src/sdk/index.ts';
 import { currentToken } from './session.ts';
 
@@ -58,3 +58,31 @@ export const bytes = (n: unknown) => {
   return v >= 1 << 20 ? `${(v / (1 << 20)).toFixed(1)} MB` : v >= 1024 ? `${Math.round(v / 1024)} KB` : `${v} B`;
 };
 
+
+/**
+ * A page's data: fetched on mount and whenever `deps` change; `act` runs a change (a mutation), then fetches again,
+ * and shows the API's words when either fails.
+ */
+export function useLoad<T>(fetcher: () => Promise<T>, deps: DependencyList) {
+  const [data, setData] = useState<T | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  // eslint-disable-next-line react-hooks/exhaustive-deps -- the caller names what the fetcher depends on
+  const load = useCallback(async () => {
+    try {
+      setData(await fetcher());
+    } catch (e) {
+      setError(describeError(e));
+    }
+  }, deps);
+  useEffect(() => void load(), [load]);
+  const act = async (fn: () => Promise<unknown>) => {
+    setError(null);
+    try {
+      await fn();
+      await load();
+    } catch (e) {
+      setError(describeError(e));
+    }
+  };
+  return { data, error, load, act };
+}

@@ -294,6 +294,28 @@ describe('the console at /console', () => {
     await card.getByText('nobody yet').waitFor();
     await card.getByRole('button', { name: 'Delete role' }).click(); // confirmed by the dialog handler above
     await page.getByText('No custom role yet.').waitFor();
+    // From a template with patterns: saved again unchanged, the patterns stay patterns.
+    await newRole.getByLabel('Role name').fill('runner');
+    await newRole.getByLabel('Start from a template').selectOption('operator');
+    await newRole.getByRole('button', { name: 'Create role' }).click();
+    const runner = page.locator('article[data-role="runner"]');
+    await runner.waitFor();
+    const chips = async () => (await runner.locator('.chips code').allTextContents()).sort();
+    const before = await chips();
+    expect(before).toEqual(['backups:*', 'documents:read', 'jobs:*', 'sites:*']);
+    await runner.locator('summary', { hasText: 'Change permissions' }).click();
+    expect(await runner.getByRole('checkbox', { name: 'sites:*', exact: true }).isChecked()).toBe(true);
+    expect(await runner.locator('label', { hasText: 'sites:read' }).textContent()).toContain('(also by sites:*)');
+    // The save, then the page's fetch of the roles again, both answered.
+    const graphqlAnswer = (operation: string) => page.waitForResponse((r) => r.url().endsWith('/graphql') && (r.request().postData() ?? '').includes(operation));
+    const saved = graphqlAnswer('UpdateRole');
+    const reread = saved.then(() => graphqlAnswer('TenantRoles'));
+    await runner.getByRole('button', { name: 'Save permissions' }).click();
+    expect((await (await saved).json()).errors).toBeUndefined();
+    await reread;
+    expect(await chips()).toEqual(before);
+    await runner.getByRole('button', { name: 'Delete role' }).click();
+    await page.getByText('No custom role yet.').waitFor();
 
     // Jobs: every one of the tenant's, finished ones included; usage against the plan as bars.
     await page.getByRole('button', { name: 'Jobs' }).click();

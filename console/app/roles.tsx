@@ -19,21 +19,39 @@ import { client, ErrorText, Field, useAction, useLoad } from './ui.tsx';
 
 type Catalogue = TenantRolesQuery['permissionCatalogue'];
 
-/** Whether a role's pattern (`documents:write`, `documents:*`, `*`) grants a catalogue permission. */
-const covers = (patterns: string[], permission: string) =>
-  patterns.some((p) => p === '*' || p === permission || (p.endsWith(':*') && permission.startsWith(p.slice(0, -1))));
+/** Whether a pattern (`documents:write`, `documents:*`, `*:*`) grants a catalogue permission. */
+function grants(pattern: string, permission: string) {
+  const [resource, action] = pattern.split(':');
+  const [r, a] = permission.split(':');
+  return (resource === '*' || resource === r) && (action === undefined || action === '*' || action === a);
+}
 
-/** Catalogue permissions as checkboxes, those you do not hold disabled (the API would refuse them). */
+/**
+ * Catalogue permissions as checkboxes, those you do not hold disabled (the API would refuse them). A role's wildcard
+ * patterns are checkboxes of their own, kept as patterns when saved (so `documents:*` still grants a documents
+ * permission added later); a permission one of them grants says so.
+ */
 function PermissionPicker({ catalogue, held, chosen, legend }: { catalogue: Catalogue; held: Set<string>; chosen: string[]; legend: string }) {
+  const patterns = chosen.filter((p) => !catalogue.some((c) => c.id === p));
   return (
     <fieldset className="permissions">
       <legend>{legend}</legend>
-      {catalogue.map((p) => (
-        <label key={p.id} className="check" title={p.description}>
-          <input type="checkbox" name="permission" value={p.id} defaultChecked={covers(chosen, p.id)} disabled={!held.has(p.id)} />
-          <code>{p.id}</code>
+      {patterns.map((p) => (
+        <label key={p} className="check" title="a pattern: every permission it matches, now and later">
+          <input type="checkbox" name="permission" value={p} defaultChecked disabled={!catalogue.every((c) => !grants(p, c.id) || held.has(c.id))} />
+          <code>{p}</code>
         </label>
       ))}
+      {catalogue.map((p) => {
+        const via = patterns.find((pattern) => grants(pattern, p.id));
+        return (
+          <label key={p.id} className="check" title={p.description}>
+            <input type="checkbox" name="permission" value={p.id} defaultChecked={chosen.includes(p.id)} disabled={!held.has(p.id)} />
+            <code>{p.id}</code>
+            {via && <small> (also by {via})</small>}
+          </label>
+        );
+      })}
     </fieldset>
   );
 }

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import pg from 'pg';
 import type { AppBundle } from './app-format.ts';
 import { ident } from '../sites/apps.ts';
+import { assertInTransaction } from './site-apps.ts';
 
 /**
  * A deploy candidate's trial run (issue 11 §2): every migration of every app of the release, from empty, in a scratch
@@ -52,7 +53,11 @@ export async function trialMigrations(admin: pg.ClientConfig, apps: AppBundle[],
           const started = Date.now();
           try {
             await trial.query('begin');
+            await trial.query(`select set_config('tenantplane.in_update', 'on', true)`);
             await trial.query(app.files[file]!);
+            await assertInTransaction(trial, file, (why) => {
+              throw Object.assign(new Error(why), { code: undefined });
+            });
             await trial.query('commit');
           } catch (e) {
             await trial.query('rollback').catch(() => undefined);

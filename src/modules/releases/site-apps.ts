@@ -1,0 +1,99 @@
+import crypto from 'node:crypto';
+import type pg from 'pg';
+import type { AppBundle } from './app-format.ts';
+
+/**
+ * An app's migrations inside one site (issue 11 §4's engine): run as the site's own role with search_path set to the
+ * site's schema. Which migrations a site has run, and the sha256 of each as it ran, are kept in the site's schema
+ * itself (`tenantplane_app_migrations`), so a copy, a backup or a move of the site carries them. An install or an
+ * update runs every pending migration and then the app's health check in ONE transaction, under a lock of that table:
+ * PostgreSQL's DDL is transactional, so any failure leaves the site exactly as it was, data and schema — the backup
+ * taken before an update is the second line, for what a transaction cannot undo.
+ */
+export const MIGRATIONS_TABLE = 'tenantplane_app_migrations';
+
+export class AppMigrationFailed extends Error {
+  constructor(
+    message: string,
+    readonly log: string[],
+  ) {
+    super(message);
+  }
+}
+
+const sha = (text: string) => crypto.createHash('sha256').update(text).digest('hex');
+
+export interface MigrationOutcome {
+  /** The migrations run now, in order (empty: the site was at this version's migrations already). */
+  applied: string[];
+  log: string[];
+}
+
+/** `client`: connected as the site's role, search_path = the site's schema, no transaction open. */
+export async function migrateApp(client: pg.ClientBase, app: AppBundle, say: (line: string) => void = () => undefined): Promise<MigrationOutcome> {
+  const { name, version } = app.manifest;
+  const log: string[] = [];
+  const note = (line: string) => {
+    log.push(line);
+    say(line);
+  };
+  const fail = (why: string): never => {
+    note(`ERROR ${why}`);
+    throw new AppMigrationFailed(`${name} ${version}: ${why}`, log);
+  };
+  await client.query('begin');
+  try {
+    // Gone if a migration ends the transaction itself (COMMIT, ROLLBACK): checked after each one.
+    await client.query(`select set_config('tenantplane.in_update', 'on', true)`);
+    await client.query(`create table if not exists ${MIGRATIONS_TABLE} (
+      app        text not null,
+      migration  text not null,
+      sha256     text not null,
+      version    text not null,
+      applied_at timestamptz not null default now(),
+      primary key (app, migration)
+    )`);
+    // One install or update of a site at a time; a second waits, then sees what the first ran.
+    await client.query(`lock table ${MIGRATIONS_TABLE} in exclusive mode`);
+    const done = (await client.query<{ migration: string; sha256: string }>(`select migration, sha256 from ${MIGRATIONS_TABLE} where app = $1 order by applied_at, migration`, [name])).rows;
+    // What ran must be this version's first migrations, unchanged: a version never rewrites history.
+    for (const [i, row] of done.entries()) {
+      if (app.manifest.migrations[i] !== row.migration) fail(`the site ran ${row.migration}, which this version does not list in that place: it cannot be reached from the site's version`);
+      if (sha(app.files[row.migration]!) !== row.sha256) fail(`${row.migration} was changed after the site ran it`);
+    }
+    const pending = app.manifest.migrations.slice(done.length);
+    for (const file of pending) {
+      const started = Date.now();
+      try {
+        await client.query(app.files[file]!);
+      } catch (e) {
+        const err = e as { message?: string; code?: string };
+        fail(`${file} failed: ${err.message ?? String(e)}${err.code ? ` (SQLSTATE ${err.code})` : ''}`);
+      }
+      await assertInTransaction(client, file, fail);
+      await client.query(`insert into ${MIGRATIONS_TABLE} (app, migration, sha256, version) values ($1, $2, $3, $4)`, [name, file, sha(app.files[file]!), version]);
+      note(`${name} ${version}: ${file} ok (${Date.now() - started} ms)`);
+    }
+    try {
+      await client.query(app.manifest.healthCheck ?? 'select 1');
+    } catch (e) {
+      fail(`the health check failed: ${(e as Error).message}`);
+    }
+    note(`${name} ${version}: health check ok`);
+    await client.query('commit');
+    return { applied: pending, log };
+  } catch (e) {
+    await client.query('rollback').catch(() => undefined);
+    if (e instanceof AppMigrationFailed) {
+      note(`${name}: rolled back, the site is as it was`);
+      throw new AppMigrationFailed(e.message, log);
+    }
+    throw e;
+  }
+}
+
+/** A migration that ran COMMIT or ROLLBACK itself has ended the transaction the update depends on: refused. */
+export async function assertInTransaction(client: pg.ClientBase, file: string, fail: (why: string) => never) {
+  const r = await client.query<{ v: string | null }>(`select current_setting('tenantplane.in_update', true) as v`);
+  if (r.rows[0]?.v !== 'on') fail(`${file} ends its transaction (COMMIT or ROLLBACK): a migration may not`);
+}

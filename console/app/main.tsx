@@ -293,18 +293,11 @@ function Members({ tenant }: { tenant: TenantFieldsFragment }) {
 
 /** Every job of the tenant, the running ones live, each cancellable while it has not finished. */
 function Jobs({ tenant }: { tenant: TenantFieldsFragment }) {
-  const [jobs, setJobs] = useState<JobFieldsFragment[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const load = useCallback(async () => {
-    try {
-      const r = await client.request(TenantJobsDocument, { slug: tenant.slug, first: 50 });
-      setJobs(r.tenant?.jobs.edges.map((e) => e.node) ?? []);
-    } catch (e) {
-      setError(describeError(e));
-    }
-  }, [tenant.slug]);
+  const { data: jobs, error, load, act } = useLoad(
+    async () => (await client.request(TenantJobsDocument, { slug: tenant.slug, first: 50 })).tenant?.jobs.edges.map((e) => e.node) ?? [],
+    [tenant.slug],
+  );
   useEffect(() => {
-    void load();
     // A job started elsewhere (another member, another tab) appears at once.
     const sub = client.subscribe(TenantJobsUpdatedDocument, { tenantId: tenant.id });
     let known = new Set<string>();
@@ -322,14 +315,7 @@ function Jobs({ tenant }: { tenant: TenantFieldsFragment }) {
     })();
     return () => sub.dispose();
   }, [load, tenant.id]);
-  const cancel = async (id: string) => {
-    try {
-      await client.request(CancelJobDocument, { jobId: id });
-      await load();
-    } catch (e) {
-      setError(describeError(e));
-    }
-  };
+  const cancel = (id: string) => act(() => client.request(CancelJobDocument, { jobId: id }));
   return (
     <section aria-labelledby="jobs-title">
       <h2 id="jobs-title">Jobs</h2>

@@ -43,8 +43,7 @@ export async function migrateApp(client: pg.ClientBase, app: AppBundle, say: (li
   };
   await client.query('begin');
   try {
-    // Gone if a migration ends the transaction itself (COMMIT, ROLLBACK): checked after each one.
-    await client.query(`select set_config('tenantplane.in_update', 'on', true)`);
+    await markTransaction(client);
     await client.query(`create table if not exists ${MIGRATIONS_TABLE} (
       app        text not null,
       migration  text not null,
@@ -67,8 +66,7 @@ export async function migrateApp(client: pg.ClientBase, app: AppBundle, say: (li
       try {
         await client.query(app.files[file]!);
       } catch (e) {
-        const err = e as { message?: string; code?: string };
-        fail(`${file} failed: ${err.message ?? String(e)}${err.code ? ` (SQLSTATE ${err.code})` : ''}`);
+        fail(`${file} failed: ${sqlErrorText(e)}`);
       }
       await assertInTransaction(client, file, fail);
       await client.query(`insert into ${MIGRATIONS_TABLE} (app, migration, sha256, version) values ($1, $2, $3, $4)`, [name, file, sha(app.files[file]!), version]);
@@ -90,6 +88,17 @@ export async function migrateApp(client: pg.ClientBase, app: AppBundle, say: (li
     }
     throw e;
   }
+}
+
+/** A PostgreSQL error as the log shows it: its message and, when it has one, its SQLSTATE. */
+export function sqlErrorText(e: unknown) {
+  const err = e as { message?: string; code?: string };
+  return `${err.message ?? String(e)}${err.code ? ` (SQLSTATE ${err.code})` : ''}`;
+}
+
+/** Marks the open transaction; the mark is gone if a migration ends it itself (COMMIT, ROLLBACK): see below. */
+export async function markTransaction(client: pg.ClientBase) {
+  await client.query(`select set_config('tenantplane.in_update', 'on', true)`);
 }
 
 /** A migration that ran COMMIT or ROLLBACK itself has ended the transaction the update depends on: refused. */

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import pg from 'pg';
 import type { AppBundle } from './app-format.ts';
 import { ident } from '../sites/apps.ts';
-import { assertInTransaction } from './site-apps.ts';
+import { assertInTransaction, markTransaction, sqlErrorText } from './site-apps.ts';
 
 /**
  * A deploy candidate's trial run (issue 11 §2): every migration of every app of the release, from empty, in a scratch
@@ -53,17 +53,16 @@ export async function trialMigrations(admin: pg.ClientConfig, apps: AppBundle[],
           const started = Date.now();
           try {
             await trial.query('begin');
-            await trial.query(`select set_config('tenantplane.in_update', 'on', true)`);
+            await markTransaction(trial);
             await trial.query(app.files[file]!);
             await assertInTransaction(trial, file, (why) => {
-              throw Object.assign(new Error(why), { code: undefined });
+              throw new Error(why);
             });
             await trial.query('commit');
           } catch (e) {
             await trial.query('rollback').catch(() => undefined);
-            const err = e as { message?: string; code?: string };
-            say(`${name} ${version}: ${file}: ERROR ${err.message ?? String(e)}${err.code ? ` (SQLSTATE ${err.code})` : ''}`);
-            throw new TrialFailed(`${name} ${version}: ${file} failed: ${err.message ?? String(e)}`, lines);
+            say(`${name} ${version}: ${file}: ERROR ${sqlErrorText(e)}`);
+            throw new TrialFailed(`${name} ${version}: ${file} failed: ${(e as Error).message ?? String(e)}`, lines);
           }
           say(`${name} ${version}: ${file} ok (${Date.now() - started} ms)`);
         }

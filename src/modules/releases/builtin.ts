@@ -1,12 +1,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import semver from 'semver';
 import { MANIFEST_FILE, filesOf, parseManifest, type AppManifest } from './app-format.ts';
-
-const run = promisify(execFile);
+import { git } from './git.ts';
 
 /** The project's own apps (apps/<name>/), shipped as app sources like any other. */
 export const BUILTIN_APPS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'apps');
@@ -40,31 +37,24 @@ async function buildRepository(folder: string, bare: string) {
   const work = `${bare}.build-${process.pid}`;
   await fs.rm(work, { recursive: true, force: true });
   await fs.mkdir(work, { recursive: true });
-  const env = {
-    PATH: process.env.PATH,
-    HOME: work,
-    GIT_CONFIG_NOSYSTEM: '1',
-    GIT_AUTHOR_NAME: 'Tenantplane',
-    GIT_AUTHOR_EMAIL: 'apps@tenantplane.invalid',
-    GIT_COMMITTER_NAME: 'Tenantplane',
-    GIT_COMMITTER_EMAIL: 'apps@tenantplane.invalid',
-  };
-  const git = (args: string[], date?: string) => run('git', ['-C', work, ...args], { env: { ...env, ...(date ? { GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date } : {}) } });
+  // A fixed author (and, per commit, date): deterministic commit ids.
+  const author = { GIT_AUTHOR_NAME: 'Tenantplane', GIT_AUTHOR_EMAIL: 'apps@tenantplane.invalid', GIT_COMMITTER_NAME: 'Tenantplane', GIT_COMMITTER_EMAIL: 'apps@tenantplane.invalid' };
+  const inWork = (args: string[], date?: string) => git(['-C', work, ...args], { env: { ...author, ...(date ? { GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date } : {}) } });
   try {
-    await git(['init', '--quiet', '--initial-branch=main']);
+    await inWork(['init', '--quiet', '--initial-branch=main']);
     for (const [i, m] of versions.entries()) {
       await writeVersion(folder, work, m);
-      await git(['add', '-A']);
+      await inWork(['add', '-A']);
       // One second per version from a fixed epoch: deterministic ids.
-      await git(['commit', '--quiet', '--no-gpg-sign', '-m', `${m.name} ${m.version}`], `${1_700_000_000 + i} +0000`);
-      await git(['tag', `v${m.version}`]);
+      await inWork(['commit', '--quiet', '--no-gpg-sign', '-m', `${m.name} ${m.version}`], `${1_700_000_000 + i} +0000`);
+      await inWork(['tag', `v${m.version}`]);
     }
-    const head = (await git(['rev-parse', 'HEAD'])).stdout.trim();
-    const existing = await run('git', ['-C', bare, 'rev-parse', 'refs/heads/main'], { env }).then((r) => r.stdout.trim(), () => null);
+    const head = (await inWork(['rev-parse', 'HEAD'])).trim();
+    const existing = await git(['-C', bare, 'rev-parse', 'refs/heads/main']).then((out) => out.trim(), () => null);
     if (existing !== head) {
       // Cloned beside it and swapped in: another process building the same repository meanwhile loses nothing.
       const fresh = `${bare}.new-${process.pid}`;
-      await run('git', ['clone', '--quiet', '--bare', work, fresh], { env });
+      await git(['clone', '--quiet', '--bare', work, fresh]);
       await fs.rm(bare, { recursive: true, force: true });
       await fs.rename(fresh, bare).catch(async (e) => {
         await fs.rm(fresh, { recursive: true, force: true });

@@ -28,11 +28,11 @@ export class AppSourceError extends Error {}
  * The real git, never a shell: arguments as an array, no prompt for credentials, the `ext::` transport (which runs
  * commands) refused, a time limit.
  */
-async function git(args: string[], timeoutMs = 60_000) {
+export async function git(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}) {
   const { stdout } = await run('git', ['-c', 'protocol.ext.allow=never', '-c', 'core.hooksPath=/dev/null', ...args], {
-    timeout: timeoutMs,
+    timeout: opts.timeoutMs ?? 60_000,
     maxBuffer: 64 * 1024 * 1024,
-    env: { PATH: process.env.PATH, HOME: os.tmpdir(), GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', LANG: 'C' },
+    env: { PATH: process.env.PATH, HOME: os.tmpdir(), GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', LANG: 'C', ...opts.env },
   });
   return stdout;
 }

@@ -73,16 +73,20 @@ export class Authenticator {
     const key = `${claims.issuer}\u0000${claims.subject}`;
     const cached = this.oidcUsers.get(key);
     if (cached) return cached;
-    const userId = await this.db
-      .withContext({}, async (tx) => {
-        const rows = await tx.$queryRaw<{ id: string }[]>`
-          select app.upsert_oidc_user(${claims.issuer}, ${claims.subject}, ${claims.email}, ${claims.emailVerified}, ${claims.name}) as id`;
-        return rows[0]!.id;
-      })
-      .catch((e) => translateDatabaseError(e));
+    const userId = await this.db.withContext({}, (tx) => upsertOidcUser(tx, claims)).catch((e) => translateDatabaseError(e));
     // Bounded: the oldest mappings are forgotten first (they are re-read from the database when needed).
     if (this.oidcUsers.size >= 10_000) this.oidcUsers.delete(this.oidcUsers.keys().next().value!);
     this.oidcUsers.set(key, userId);
     return userId;
   }
+}
+
+/**
+ * The user an OIDC identity names (app.upsert_oidc_user): created on first use, or linked by a verified email. For
+ * bearer tokens of the issuer (Authenticator) and for the console's sign-in (logInWithOidc) alike; callers translate
+ * its database errors.
+ */
+export async function upsertOidcUser(tx: Pick<Parameters<Parameters<Database['withContext']>[1]>[0], '$queryRaw'>, claims: Awaited<ReturnType<OidcVerifier['verify']>>) {
+  const rows = await tx.$queryRaw<{ id: string }[]>`select app.upsert_oidc_user(${claims.issuer}, ${claims.subject}, ${claims.email}, ${claims.emailVerified}, ${claims.name}) as id`;
+  return rows[0]!.id;
 }

@@ -1,5 +1,6 @@
 import type { Context } from '../../graphql/context.ts';
 import { AppError, badInput, sqlState, translateDatabaseError, unauthenticated } from '../../graphql/errors.ts';
+import { upsertOidcUser } from '../../auth/context.ts';
 import { OidcVerifier } from '../../auth/tokens.ts';
 import type { Config } from '../../config.ts';
 import { actAs, issueSession, type AuthPayloadShape } from './service.ts';
@@ -27,10 +28,7 @@ export async function logInWithOidc(ctx: Context, idToken: string): Promise<Auth
   } catch {
     throw unauthenticated();
   }
-  const rows = await ctx.db
-    .$queryRaw<{ id: string }[]>`select app.upsert_oidc_user(${claims.issuer}, ${claims.subject}, ${claims.email}, ${claims.emailVerified}, ${claims.name}) as id`
-    .catch((e) => translateDatabaseError(e));
-  const userId = rows[0]!.id;
+  const userId = await upsertOidcUser(ctx.db, claims).catch((e) => translateDatabaseError(e));
   await actAs(ctx, userId);
   let session: AuthPayloadShape;
   try {

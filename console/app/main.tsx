@@ -64,7 +64,10 @@ function SignIn() {
       mode === 'signUp'
         ? (await client.request(SignUpDocument, { input: { email, password, name: String(f.get('name')) } })).signUp
         : (await client.request(LogInDocument, { input: { email, password } })).logIn;
-    if (!(await startSession({ ...pair, expiresAt: String(pair.expiresAt) }))) throw new Error('could not start the session: try again');
+    const started = startSession({ ...pair, expiresAt: String(pair.expiresAt) });
+    // The first page's data is asked for now, beside the cookie hand-over, not once the page has rendered after it.
+    prefetchHome();
+    if (!(await started)) throw new Error('could not start the session: try again');
   });
   return (
     <main className="narrow">
@@ -487,6 +490,14 @@ const fetchSites = async (slug: string): Promise<SitesAnswer> => {
   const r = await client.request(TenantSitesDocument, { slug, first: 50 });
   return { slug, sites: r.tenant?.sites.edges.map((e) => e.node) ?? [] };
 };
+const fetchHome = () => Promise.all([client.request(MeDocument), client.request(TenantsDocument, { first: 100 })]);
+let homePrefetch: ReturnType<typeof fetchHome> | null = null;
+/** The account, its tenants and the first page's sites, asked for at once (once: later loads ask again). */
+function prefetchHome() {
+  if (prefetched) return;
+  homePrefetch = fetchHome();
+  prefetchSites(localStorage.getItem('tenantplane.tenant'));
+}
 function prefetchSites(remembered: string | null) {
   if (prefetched) return;
   prefetched = true;
@@ -617,9 +628,10 @@ function Console() {
   }, []);
   const load = useCallback(async () => {
     try {
-      const remembered = localStorage.getItem('tenantplane.tenant');
-      prefetchSites(remembered);
-      const [m, t] = await Promise.all([client.request(MeDocument), client.request(TenantsDocument, { first: 100 })]);
+      prefetchHome();
+      const pending = homePrefetch;
+      homePrefetch = null;
+      const [m, t] = await (pending ?? fetchHome());
       setMe(m.me ? { email: m.me.email, name: m.me.name, staff: m.me.platformRole !== 'NONE' } : null);
       setTenants(t.tenants.edges.map((e) => e.node));
     } catch (e) {

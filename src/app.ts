@@ -22,6 +22,7 @@ import { startEmbeddedS3, type EmbeddedS3 } from './storage/embedded.ts';
 import { Jobs } from './jobs/queue.ts';
 import { QUEUES } from './jobs/registry.ts';
 import { registerAppServer } from './modules/fleet/app-servers.ts';
+import { startBenchPuller } from './modules/releases/artifacts.ts';
 import { Metrics } from './observability/metrics.ts';
 import { createLogger } from './observability/logger.ts';
 import { FleetConnections } from './modules/fleet/connections.ts';
@@ -153,6 +154,9 @@ export async function startApp(config: Config, opts: { migrate?: boolean; log?: 
       // This process is an app server of its cluster from now on, heartbeating until it stops (the row stays).
       const appServer = await registerAppServer(ownerPool, config, QUEUES.map((q) => q.name), log);
       cleanup.unshift(() => appServer.stop());
+      // …and pulls the release artifacts its cluster's benches ask of it (src/modules/releases/artifacts.ts).
+      const puller = startBenchPuller(services, () => appServer.id, log);
+      cleanup.unshift(() => puller.stop());
     }
     // `npm run worker`: the same services and job workers, no HTTP listener.
     const server = opts.http === false ? { port: 0, close: async () => undefined } : await startHttpServer(requestServices(services), config.port, config.host);

@@ -95,6 +95,14 @@ const Env = z.object({
   SITE_MOVE_GRACE_SECONDS: z.coerce.number().int().min(0).default(86400),
   /** The sites database on the deployment's own PostgreSQL (the managed database server): default `<control-plane database>_sites`. */
   SITES_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lowercase PostgreSQL identifier').optional(),
+  /** Releases (issue 11): built-in app repositories and pulled release artifacts live here; default DATA_DIR/releases. */
+  RELEASES_DIR: z.string().optional(),
+  /** Folders whose git repositories app sources may name as file:///… (comma-separated absolute paths); none by default. */
+  APP_SOURCE_FILE_ROOTS: z.string().optional(),
+  /** A bench whose app servers have not all reported their pull within this long is BROKEN. */
+  BENCH_DEPLOY_TIMEOUT_SECONDS: z.coerce.number().int().min(5).max(86400).default(300),
+  /** How often an app server looks for benches to pull. */
+  BENCH_PULL_POLL_SECONDS: z.coerce.number().min(0.2).max(600).default(2),
   /** A deleted tenant is purged (rows, objects, site schemas, backups) this long after deleteTenant; 0: at once. */
   TENANT_RETENTION_DAYS: z.coerce.number().int().min(0).max(3650).default(30),
   /** Backups are kept BACKUP_RETENTION_DAYS; the daily backup of every healthy site runs on BACKUP_CRON (UTC). */
@@ -208,6 +216,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     jobsSuperviseSeconds: e.JOBS_SUPERVISE_SECONDS,
     jobStepDelayMs: e.JOB_STEP_DELAY_MS,
     sites: { baseDomain: e.BASE_DOMAIN, retentionDays: e.SITE_RETENTION_DAYS, database: e.SITES_DATABASE, measureCron: e.SITE_MEASURE_CRON, moveGraceSeconds: e.SITE_MOVE_GRACE_SECONDS },
+    releases: {
+      dir: path.resolve(e.RELEASES_DIR ?? path.join(e.DATA_DIR, 'releases')),
+      fileRoots: (e.APP_SOURCE_FILE_ROOTS ?? '').split(',').map((r) => r.trim()).filter(Boolean).map((r) => path.resolve(r)),
+      benchDeployTimeoutSeconds: e.BENCH_DEPLOY_TIMEOUT_SECONDS,
+      benchPullPollSeconds: e.BENCH_PULL_POLL_SECONDS,
+    },
     tenants: { retentionDays: e.TENANT_RETENTION_DAYS },
     backups: { retentionDays: e.BACKUP_RETENTION_DAYS, cron: e.BACKUP_CRON },
     logLevel: e.LOG_LEVEL,

@@ -47,6 +47,13 @@ const READ: Record<string, string> = {
   roles: 'roles:read',
   member_roles: 'roles:read',
   api_keys: 'api_keys:read',
+  app_sources: 'sites:read',
+  release_groups: 'sites:read',
+  release_group_apps: 'sites:read',
+  release_group_clusters: 'sites:read',
+  deploy_candidates: 'sites:read',
+  benches: 'sites:read',
+  bench_servers: 'sites:read',
 };
 
 /** A write per table that the seed makes possible, and the permissions of which any one allows it (rolled back). */
@@ -62,6 +69,10 @@ const WRITES: Array<{ name: string; sql: string; anyOf: string[] }> = [
   { name: 'update a backup', sql: `update app_public.backups set error = error where tenant_id = $1`, anyOf: ['backups:write', 'sites:operate'] },
   { name: 'change a custom role', sql: `update app_public.roles set description = description where tenant_id = $1 and name = 'ops'`, anyOf: ['roles:write'] },
   { name: 'revoke an API key', sql: `update app_public.api_keys set revoked_at = now() where tenant_id = $1 and revoked_at is null`, anyOf: ['api_keys:write'] },
+  { name: 'retitle a release group', sql: `update app_public.release_groups set title = title where tenant_id = $1`, anyOf: ['sites:write'] },
+  { name: 'take an app out of a release group', sql: `delete from app_public.release_group_apps where tenant_id = $1`, anyOf: ['sites:write'] },
+  { name: 'update a deploy candidate', sql: `update app_public.deploy_candidates set error = error where tenant_id = $1`, anyOf: ['sites:write'] },
+  { name: 'update a bench', sql: `update app_public.benches set updated_at = now() where tenant_id = $1`, anyOf: ['sites:write'] },
   { name: 'take a custom role away', sql: `delete from app_public.member_roles m using app_public.roles r where m.tenant_id = $1 and r.tenant_id = m.tenant_id and r.id = m.role_id and r.name = 'ops'`, anyOf: ['members:write'] },
 ];
 
@@ -105,6 +116,19 @@ beforeAll(async () => {
   await db.query(`insert into app_public.backups (tenant_id, site_id, object_key, expires_at, requested_by) values ($1, $2, $3, now() + interval '30 days', $4)`, [
     tenantId, siteId, `tenants/${tenantId}/backups/${crypto.randomUUID()}.tar`, ownerId,
   ]);
+  // A release group of one app on the default cluster, built and deployed (as the workers would record it).
+  const [{ id: sourceId }] = (await db.query(`insert into app_public.app_sources (tenant_id, repository_url, branch, version, created_by) values ($1, 'builtin:notes', 'main', 'v1.0.0', $2) returning id`, [tenantId, ownerId])).rows;
+  const [{ id: groupId }] = (await db.query(`insert into app_public.release_groups (tenant_id, name, title, created_by) values ($1, 'mx-group', 'Matrix', $2) returning id`, [tenantId, ownerId])).rows;
+  const [{ id: clusterId }] = (await db.query(`select id from app_public.clusters where is_default`)).rows;
+  await db.query(`insert into app_public.release_group_apps (tenant_id, group_id, app_source_id, position) values ($1, $2, $3, 0)`, [tenantId, groupId, sourceId]);
+  await db.query(`insert into app_public.release_group_clusters (tenant_id, group_id, cluster_id) values ($1, $2, $3)`, [tenantId, groupId, clusterId]);
+  const [{ id: candidateId }] = (await db.query(`insert into app_public.deploy_candidates (tenant_id, group_id, cluster_id, created_by) values ($1, $2, $3, $4) returning id`, [tenantId, groupId, clusterId, ownerId])).rows;
+  const digest = `sha256:${'ab'.repeat(32)}`;
+  await db.query(`update app_public.deploy_candidates set status = 'RUNNING' where id = $1`, [candidateId]);
+  await db.query(`update app_public.deploy_candidates set status = 'SUCCESS', image_name = 'r/mx', image_tag = 't', manifest_digest = $2, layer_digest = $2 where id = $1`, [candidateId, digest]);
+  const [{ id: benchId }] = (await db.query(`insert into app_public.benches (tenant_id, group_id, candidate_id, cluster_id, created_by) values ($1, $2, $3, $4, $5) returning id`, [tenantId, groupId, candidateId, clusterId, ownerId])).rows;
+  const [{ id: serverId }] = (await db.query(`select id from app_public.servers where cluster_id = $1 and type = 'APP' limit 1`, [clusterId])).rows;
+  await db.query(`insert into app_public.bench_servers (tenant_id, bench_id, server_id, server_name) values ($1, $2, $3, 'app')`, [tenantId, benchId, serverId]);
   await owner!.gql.ok(`mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret } }`, { i: { tenantId: t.id, name: 'mx', permissions: ['documents:read'] } });
   // Two custom roles over VIEWER: one adds operations, one adds editing.
   const CREATE = `mutation($i: CreateRoleInput!) { createRole(input: $i) { id } }`;

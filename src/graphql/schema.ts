@@ -15,6 +15,7 @@ import '../modules/social/types.ts';
 import '../modules/access/types.ts';
 import '../modules/access/api-key-types.ts';
 import '../modules/fleet/types.ts';
+import '../modules/releases/types.ts';
 
 /** The whole API; `npm run schema:print` writes it to schema/schema.graphql. */
 export const schema = enforceDeclaredPermissions(lexicographicSortSchema(builder.toSchema()));

@@ -22,6 +22,8 @@ export const TENANT_QUEUES = {
   'site-move': { permissions: ['sites:operate'], args: z.strictObject({ siteId: uuid, serverId: uuid, isolation: z.enum(['SCHEMA', 'DATABASE']) }) },
   'site-backup': { permissions: ['backups:write'], args: z.strictObject({ siteId: uuid, backupId: uuid }) },
   'site-restore': { permissions: ['sites:operate'], args: z.strictObject({ siteId: uuid, backupId: uuid, previousStatus: z.enum(['HEALTHY', 'SOFT_DELETED']) }) },
+  'deploy-candidate-build': { permissions: ['sites:write'], args: z.strictObject({ candidateId: uuid }) },
+  'bench-deploy': { permissions: ['sites:write'], args: z.strictObject({ benchId: uuid }) },
   'tenant-export': { permissions: ['tenants:export'], args: z.strictObject({}) },
 } as const satisfies Record<string, { permissions: readonly TenantPermission[]; args: z.ZodType<Record<string, string>> }>;
 
@@ -40,6 +42,7 @@ export const MAINTENANCE_QUEUES = {
   /** Fleet checks (src/modules/fleet/checks.ts), asked for by platform staff through app.request_fleet_check (sql/0027). */
   'database-server-check': z.strictObject({ serverId: uuid, requestedBy: uuid.optional(), requestId: z.string().optional() }),
   'storage-check': z.strictObject({ storageConfigId: uuid, requestedBy: uuid.optional(), requestId: z.string().optional() }),
+  'registry-check': z.strictObject({ registryId: uuid, requestedBy: uuid.optional(), requestId: z.string().optional() }),
   'server-activate': z.strictObject({ serverId: uuid, requestedBy: uuid.optional(), requestId: z.string().optional() }),
 } as const satisfies Record<string, z.ZodType<Record<string, unknown>>>;
 

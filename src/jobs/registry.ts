@@ -10,6 +10,8 @@ import { siteApplyPlanQueue, siteMeasureAllQueue, siteMeasureQueue } from '../mo
 import { tenantPurgeQueue } from '../modules/tenants/purge.ts';
 import { tenantExportQueue } from '../modules/backups/export.ts';
 import { databaseServerCheckQueue, serverActivateQueue, storageCheckQueue } from '../modules/fleet/checks.ts';
+import { registryCheckQueue } from '../modules/releases/registries.ts';
+import { benchDeployQueue, deployCandidateBuildQueue } from '../modules/releases/jobs.ts';
 import { backupDeleteObjectsQueue, backupExpireQueue, siteBackupQueue, siteBackupScheduleQueue, siteRestoreQueue } from '../modules/backups/jobs.ts';
 
 /** Every queue of the deployment, created at start-up with its retry and expiry options. */
@@ -36,4 +38,7 @@ export const QUEUES: QueueDefinition[] = [
   databaseServerCheckQueue,
   storageCheckQueue,
   serverActivateQueue,
+  registryCheckQueue,
+  deployCandidateBuildQueue,
+  benchDeployQueue,
 ];

@@ -19,7 +19,7 @@ const ServerStatusEnum = builder.enumType('ServerStatus', {
   description: 'PENDING → ACTIVE (activateServer: a job, a database server only once its check passed) ⇄ MAINTENANCE.',
   values: ['PENDING', 'ACTIVE', 'MAINTENANCE'] as const,
 });
-const FleetCheckStatusEnum = builder.enumType('FleetCheckStatus', {
+export const FleetCheckStatusEnum = builder.enumType('FleetCheckStatus', {
   description: 'UNCHECKED (never, or changed since) → CHECKING (a job runs) → PASSED or FAILED (checkError says why).',
   values: ['UNCHECKED', 'CHECKING', 'PASSED', 'FAILED'] as const,
 });

@@ -54,6 +54,7 @@ const READ: Record<string, string> = {
   deploy_candidates: 'sites:read',
   benches: 'sites:read',
   bench_servers: 'sites:read',
+  site_apps: 'sites:read',
 };
 
 /** A write per table that the seed makes possible, and the permissions of which any one allows it (rolled back). */
@@ -73,6 +74,7 @@ const WRITES: Array<{ name: string; sql: string; anyOf: string[] }> = [
   { name: 'take an app out of a release group', sql: `delete from app_public.release_group_apps where tenant_id = $1`, anyOf: ['sites:write'] },
   { name: 'update a deploy candidate', sql: `update app_public.deploy_candidates set error = error where tenant_id = $1`, anyOf: ['sites:write'] },
   { name: 'update a bench', sql: `update app_public.benches set updated_at = now() where tenant_id = $1`, anyOf: ['sites:write'] },
+  { name: "change a site app's state", sql: `update app_public.site_apps set error = error where tenant_id = $1`, anyOf: ['sites:write', 'sites:operate'] },
   { name: 'take a custom role away', sql: `delete from app_public.member_roles m using app_public.roles r where m.tenant_id = $1 and r.tenant_id = m.tenant_id and r.id = m.role_id and r.name = 'ops'`, anyOf: ['members:write'] },
 ];
 
@@ -128,6 +130,7 @@ beforeAll(async () => {
   await db.query(`update app_public.deploy_candidates set status = 'SUCCESS', image_name = 'r/mx', image_tag = 't', manifest_digest = $2, layer_digest = $2 where id = $1`, [candidateId, digest]);
   const [{ id: benchId }] = (await db.query(`insert into app_public.benches (tenant_id, group_id, candidate_id, cluster_id, created_by) values ($1, $2, $3, $4, $5) returning id`, [tenantId, groupId, candidateId, clusterId, ownerId])).rows;
   const [{ id: serverId }] = (await db.query(`select id from app_public.servers where cluster_id = $1 and type = 'APP' limit 1`, [clusterId])).rows;
+  await db.query(`insert into app_public.site_apps (tenant_id, site_id, name) values ($1, $2, 'notes')`, [tenantId, siteId]);
   await db.query(`insert into app_public.bench_servers (tenant_id, bench_id, server_id, server_name) values ($1, $2, $3, 'app')`, [tenantId, benchId, serverId]);
   await owner!.gql.ok(`mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret } }`, { i: { tenantId: t.id, name: 'mx', permissions: ['documents:read'] } });
   // Two custom roles over VIEWER: one adds operations, one adds editing.

@@ -114,7 +114,7 @@ describe('release artifacts in the registry', () => {
     const b = await packRelease(contents);
     expect(b.digest).toBe(a.digest);
     const files = await unpackRelease(a.bytes);
-    expect(Object.keys(files)).toEqual(['release.json', 'notes/tenantplane-app.json', 'notes/jobs/archive-stale.sql', 'notes/migrations/0001_notes.sql', 'notes/migrations/0002_tags_table_and_pins.sql']);
+    expect(Object.keys(files)).toEqual(['release.json', 'notes/tenantplane-app.json', 'notes/jobs/archive-stale.sql', 'notes/migrations/0001_notes.sql', 'notes/migrations/0002_tags_table_and_pins.sql', 'notes/uninstall.sql']);
 
     await checkRegistry(registry);
     await expect(checkRegistry({ ...registry, password: 'wrong' })).rejects.toThrow(`the registry at ${registry.url} refused the username or password`);

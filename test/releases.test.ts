@@ -338,3 +338,171 @@ describe('isolation of release groups', () => {
 function rowUuidOf(globalId: string) {
   return Buffer.from(globalId, 'base64').toString().split(':').slice(1).join(':');
 }
+
+describe('sites on a release: created on a bench, updated, rolled back', () => {
+  const SITE = `query($id: ID!) { node(id: $id) { ... on Site { id status apps bench { id } connection { host port database user } modules { name status version error } } } }`;
+  const SET_APPS = `mutation($g: ID!, $apps: [ID!]) { updateReleaseGroup(groupId: $g, input: { apps: $apps }) { id } }`;
+  let group: string;
+  let site: { id: string; password: string };
+  let client: pg.Client;
+
+  async function siteNode(id = site.id) {
+    return (await owner.gql.ok(SITE, { id })).node;
+  }
+  async function jobDone(user: TestUser, id: string) {
+    return poll(
+      async () => {
+        const j = (await user.gql.ok(`query($id: ID!) { node(id: $id) { ... on Job { ${JOB.slice(6, -2)} } } }`, { id })).node;
+        return j.status === 'COMPLETED' || j.status === 'FAILED' ? j : undefined;
+      },
+      90_000,
+      'the job to end',
+    );
+  }
+  async function healthy(user: TestUser, id: string) {
+    return poll(
+      async () => {
+        const s = (await user.gql.ok(SITE, { id })).node;
+        if (s.status === 'FAILED') throw new Error('the site failed to provision');
+        return s.status === 'HEALTHY' ? s : undefined;
+      },
+      60_000,
+      'the site to be healthy',
+    );
+  }
+  async function release(sourceVersion: string) {
+    await owner.gql.ok(SET_APPS, { g: group, apps: [await createSource(owner, tenant.id, todoRepo, sourceVersion)] });
+    const c = await build(group);
+    expect(c.status).toBe('SUCCESS');
+    const b = await deploy(c.id);
+    expect(b.status).toBe('ACTIVE');
+    return b.id as string;
+  }
+
+  afterAll(async () => {
+    await client?.end();
+  });
+
+  it('creates a site on the group\'s latest ACTIVE bench: its apps installed from the release, ENABLED at their version', async () => {
+    group = await createGroup(owner, tenant.id, 'todo-site', [await createSource(owner, tenant.id, todoRepo, 'v1.0.0')]);
+    const bench1 = await release('v1.0.0');
+    const r = (await owner.gql.ok(`mutation($i: CreateSiteInput!) { createSite(input: $i) { password site { id status bench { id } } } }`, {
+      i: { tenantId: tenant.id, name: `todo-${process.pid}`, displayName: 'Todo', releaseGroup: group },
+    })).createSite;
+    site = { id: r.site.id, password: r.password };
+    expect(r.site.bench.id).toBe(bench1);
+    const s = await healthy(owner, site.id);
+    expect(s.apps).toEqual(['todo']);
+    expect(s.modules).toEqual([{ name: 'todo', status: 'ENABLED', version: '1.0.0', error: null }]);
+    client = new pg.Client({ host: s.connection.host, port: s.connection.port, database: s.connection.database, user: s.connection.user, password: site.password });
+    await client.connect();
+    await client.query(`insert into todos (title) values ('[x] walk the dog'), ('call mom')`);
+  });
+
+  it('updates the site to v2: a backup first, the data migrated, the site on the new bench', async () => {
+    const bench2 = await release('v2.0.0');
+    const job = (await owner.gql.ok(`mutation($s: ID!) { updateSite(siteId: $s) { id status } }`, { s: site.id })).updateSite;
+    expect((await siteNode()).status).toBe('UPDATING');
+    const done = await jobDone(owner, job.id);
+    expect(done.status).toBe('COMPLETED');
+    expect(done.logs.join('\n')).toMatch(/todo 2\.0\.0: m\/0002\.sql ok/);
+    const s = await siteNode();
+    expect(s).toMatchObject({ status: 'HEALTHY', bench: { id: bench2 }, modules: [{ name: 'todo', status: 'ENABLED', version: '2.0.0', error: null }] });
+    expect((await client.query(`select title, done from todos order by id`)).rows).toEqual([
+      { title: 'walk the dog', done: true },
+      { title: 'call mom', done: false },
+    ]);
+    const backups = (await owner.gql.ok(`query($id: ID!) { node(id: $id) { ... on Site { backups { edges { node { status } } } } } }`, { id: site.id })).node.backups.edges;
+    expect(backups.map((e: any) => e.node.status)).toEqual(['SUCCESS']);
+  });
+
+  it('a v3 whose migration fails on the site\'s data: the backup is restored, the site stays on v2 with its data, the reason recorded', async () => {
+    const s2 = await siteNode();
+    const bench3 = await release('v3.0.0');
+    await client.query(`insert into todos (title, done) values ('written after v2', false)`);
+    const job = (await owner.gql.ok(`mutation($s: ID!, $b: ID) { updateSite(siteId: $s, bench: $b) { id } }`, { s: site.id, b: bench3 })).updateSite;
+    const done = await jobDone(owner, job.id);
+    expect(done.status).toBe('FAILED');
+    expect(done.error).toContain('m/0003.sql failed');
+    expect(done.error).toContain('todos_title_short');
+    expect(done.error).toContain('restored from backup');
+    expect(done.logs.join('\n')).toContain('rolled back, the site is as it was');
+    const s = await siteNode();
+    expect(s).toMatchObject({ status: 'HEALTHY', bench: { id: s2.bench.id }, modules: [{ name: 'todo', status: 'ENABLED', version: '2.0.0' }] });
+    expect(s.modules[0].error).toContain('todos_title_short');
+    // The site login connects again after the restore and finds every row, the last one included.
+    await client.end();
+    client = new pg.Client({ host: s.connection.host, port: s.connection.port, database: s.connection.database, user: s.connection.user, password: site.password });
+    await client.connect();
+    expect((await client.query(`select title, done from todos order by id`)).rows).toEqual([
+      { title: 'walk the dog', done: true },
+      { title: 'call mom', done: false },
+      { title: 'written after v2', done: false },
+    ]);
+    expect((await client.query(`select migration from tenantplane_app_migrations where app = 'todo' order by migration`)).rows.map((r) => r.migration)).toEqual(['m/0001.sql', 'm/0002.sql']);
+  });
+
+  it('installs, disables, enables and removes an app of the release, each a job; an app without an uninstall script stays', async () => {
+    const notes = await createSource(owner, tenant.id, 'builtin:notes', 'v2.0.0');
+    const crm = await createSource(owner, tenant.id, 'builtin:crm', 'v2.0.0');
+    const g = await createGroup(owner, tenant.id, 'office', [notes, crm]);
+    const c = await build(g);
+    expect((await deploy(c.id)).status).toBe('ACTIVE');
+    const r = (await owner.gql.ok(`mutation($i: CreateSiteInput!) { createSite(input: $i) { password site { id } } }`, {
+      i: { tenantId: tenant.id, name: `office-${process.pid}`, displayName: 'Office', releaseGroup: g, apps: ['notes'] },
+    })).createSite;
+    let s = await healthy(owner, r.site.id);
+    expect(s.modules.map((m: any) => `${m.name} ${m.status} ${m.version}`)).toEqual(['notes ENABLED 2.0.0']);
+    const change = async (change: string, app: string) => jobDone(owner, (await owner.gql.ok(`mutation($s: ID!, $a: String!) { ${change}SiteApp(siteId: $s, app: $a) { id } }`, { s: s.id, a: app }))[`${change}SiteApp`].id);
+    expect((await change('install', 'crm')).status).toBe('COMPLETED');
+    s = await siteNode(s.id);
+    expect(s.modules.map((m: any) => `${m.name} ${m.status} ${m.version}`)).toEqual(['crm ENABLED 2.0.0', 'notes ENABLED 2.0.0']);
+    const office = new pg.Client({ host: s.connection.host, port: s.connection.port, database: s.connection.database, user: s.connection.user, password: r.password });
+    await office.connect();
+    try {
+      await office.query(`insert into contacts (name) values ('Ada')`);
+      expect((await change('disable', 'crm')).status).toBe('COMPLETED');
+      expect((await siteNode(s.id)).modules[0].status).toBe('DISABLED');
+      expect((await change('enable', 'crm')).status).toBe('COMPLETED');
+      expect((await change('remove', 'crm')).status).toBe('COMPLETED');
+      s = await siteNode(s.id);
+      expect(s.modules.map((m: any) => m.name)).toEqual(['notes']);
+      expect(s.apps).toEqual(['notes']);
+      expect((await office.query(`select to_regclass('contacts') as t`)).rows[0].t).toBeNull();
+      const refused = await owner.gql.request(`mutation($s: ID!) { installSiteApp(siteId: $s, app: "billing") { id } }`, { s: s.id });
+      expect(refused.errors?.[0]?.message).toContain('has no app billing');
+    } finally {
+      await office.end();
+    }
+    // todo 2.0.0 has no uninstall script: the removal fails in words and the app is back to ENABLED.
+    const failed = await jobDone(owner, (await owner.gql.ok(`mutation($s: ID!) { removeSiteApp(siteId: $s, app: "todo") { id } }`, { s: site.id })).removeSiteApp.id);
+    expect(failed.status).toBe('FAILED');
+    expect(failed.error).toContain('has no uninstall script');
+    expect((await siteNode()).modules[0]).toMatchObject({ name: 'todo', status: 'ENABLED' });
+  });
+
+  it('another tenant creates sites on a public group\'s bench, never on a private one, even in SQL', async () => {
+    const groups = (await owner.gql.ok(`query($t: ID!) { node(id: $t) { ... on Tenant { releaseGroups { edges { node { id name public } } } } } }`, { t: tenant.id })).node.releaseGroups.edges.map((e: any) => e.node);
+    const pub = groups.find((g: any) => g.name === 'todo-one');
+    expect(pub.public).toBe(true);
+    const CREATE = `mutation($i: CreateSiteInput!) { createSite(input: $i) { site { id } } }`;
+    const priv = await rival.gql.request(CREATE, { i: { tenantId: rivalTenant.id, name: `steal-${process.pid}`, displayName: 'x', releaseGroup: group } });
+    expect(priv.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'releaseGroup' });
+    const r = (await rival.gql.ok(CREATE, { i: { tenantId: rivalTenant.id, name: `on-public-${process.pid}`, displayName: 'On public', releaseGroup: pub.id } })).createSite;
+    const s = await healthy(rival, r.site.id);
+    expect(s.modules).toEqual([{ name: 'todo', status: 'ENABLED', version: '1.0.0', error: null }]);
+    // In SQL as the rival's request role: a site on the victim's private bench is refused by the database.
+    const privateBench = (await db.query(`select b.tenant_id, b.id, b.cluster_id from app_public.benches b join app_public.release_groups g on g.tenant_id = b.tenant_id and g.id = b.group_id where not g.public and b.status = 'ACTIVE' limit 1`)).rows[0];
+    await db.query('begin');
+    try {
+      await db.query(`select set_config('role', 'tenantplane_app', true), set_config('app.user_id', $1, true), set_config('app.tenant_id', '', true)`, [rowUuidOf(rival.id)]);
+      await expect(
+        db.query(`insert into app_public.sites (tenant_id, name, display_name, domain, created_by, cluster_id, bench_tenant_id, bench_id) values ($1, $2, 'x', $3, $4, $5, $6, $7)`, [
+          rowUuidOf(rivalTenant.id), `sql-${process.pid}`, `sql-${process.pid}.example`, rowUuidOf(rival.id), privateBench.cluster_id, privateBench.tenant_id, privateBench.id,
+        ]),
+      ).rejects.toThrow(/bench not found/);
+    } finally {
+      await db.query('rollback');
+    }
+  });
+});

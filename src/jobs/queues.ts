@@ -24,6 +24,9 @@ export const TENANT_QUEUES = {
   'site-restore': { permissions: ['sites:operate'], args: z.strictObject({ siteId: uuid, backupId: uuid, previousStatus: z.enum(['HEALTHY', 'SOFT_DELETED']) }) },
   'deploy-candidate-build': { permissions: ['sites:write'], args: z.strictObject({ candidateId: uuid }) },
   'bench-deploy': { permissions: ['sites:write'], args: z.strictObject({ benchId: uuid }) },
+  'site-app-change': { permissions: ['sites:write'], args: z.strictObject({ siteId: uuid, app: z.string().regex(/^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/), change: z.enum(['install', 'enable', 'disable', 'remove']) }) },
+  /** The bench may be another tenant's (a public group's): its tenant travels with it. */
+  'site-update': { permissions: ['sites:write'], args: z.strictObject({ siteId: uuid, benchTenantId: uuid, benchId: uuid, backupId: uuid }) },
   'tenant-export': { permissions: ['tenants:export'], args: z.strictObject({}) },
 } as const satisfies Record<string, { permissions: readonly TenantPermission[]; args: z.ZodType<Record<string, string>> }>;
 

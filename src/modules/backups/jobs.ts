@@ -2,7 +2,8 @@ import { maintenanceQueue, tenantQueue } from '../../jobs/queue.ts';
 import type { WorkerServices } from '../../services.ts';
 import { requestServices } from '../../services.ts';
 import type { Context } from '../../graphql/context.ts';
-import { PermanentJobError, RefusedJob } from '../jobs/run.ts';
+import { PermanentJobError, RefusedJob, type JobRun } from '../jobs/run.ts';
+import type { Tx } from '../../db/database.ts';
 import { APPS, ident } from '../sites/apps.ts';
 import { asOwner, setSiteStatus } from '../sites/provisioning.ts';
 import { loadSite, siteFilesPrefix } from '../sites/usage.ts';
@@ -67,6 +68,68 @@ const restorePhase = (step: string) =>
           ? 'end'
           : step;
 
+type Site = NonNullable<Awaited<ReturnType<Tx['site']['findUnique']>>>;
+
+/**
+ * A FULL archive of the site's schema and files under the backup's prefix, the backup row RUNNING → SUCCESS (with
+ * its manifest): the body of `site-backup`, and the backup an update takes first (src/modules/releases/site-update.ts).
+ * Progress is reported on 0–100 of this part; the caller places it in its own job.
+ */
+export async function archiveSite(run: JobRun<unknown>, site: Site, backupId: string, onProgress: (pct: number, step: string, log?: string) => Promise<void>) {
+  const services = run.services;
+  const { tenantId } = run;
+  const siteId = site.id;
+  if (!site.schemaName || !site.databaseServerId) throw new PermanentJobError('the site has no schema to back up');
+  const home = await siteHome(services, site);
+  const prefix = backupPrefix(tenantId, backupId);
+  // The archive goes to the storage of the site's cluster; the backup records which one and its bucket.
+  const { storage, configId } = await services.fleet.storage(site.clusterId);
+  await services.ownerPool.query(`update app_public.backups set storage_config_id = $3, bucket = $4 where tenant_id = $1 and id = $2`, [
+    tenantId,
+    backupId,
+    configId,
+    storage.bucket,
+  ]);
+  await run.withDb((tx) => tx.backup.updateMany({ where: { tenantId, id: backupId }, data: { status: 'RUNNING', error: null } }));
+  await onProgress(5, 'preparing', `archive under ${prefix} in bucket ${storage.bucket}`);
+  // Whatever an interrupted attempt left behind goes first: parts, manifest, unfinished multipart uploads.
+  await storage.abortUploads(prefix);
+  await storage.deletePrefix(prefix);
+  const clock = phaseClock(backupPhase);
+  const manifest = await writeArchive({
+    pool: await homePool(services, home),
+    storage,
+    schema: site.schemaName,
+    prefix,
+    meta: { siteId, siteName: site.name, apps: await siteAppVersions(run, site) },
+    files: { prefix: siteFilesPrefix(tenantId, siteId) },
+    onProgress: (pct, step) => {
+      clock.step(step);
+      return onProgress(5 + pct * 0.9, step);
+    },
+  });
+  await run.log(clock.line());
+  const checksum = manifest.checksum;
+  await run.withDb(async (tx) => {
+    await tx.backup.updateMany({
+      where: { tenantId, id: backupId },
+      data: { status: 'SUCCESS', sizeBytes: BigInt(manifest.totalBytes), checksum, manifest: manifest as object, completedAt: new Date() },
+    });
+  });
+  await services.ownerPool.query(`update app_public.tenant_schemas set last_backup_at = now() where tenant_id = $1 and schema_name = $2`, [
+    tenantId,
+    site.schemaName,
+  ]);
+  return manifest;
+}
+
+/** The apps a backup's manifest names: a released site's modules at their versions, else the built-in SQL apps. */
+async function siteAppVersions(run: JobRun<unknown>, site: Site) {
+  const modules = await run.withDb((tx) => tx.siteApp.findMany({ where: { tenantId: site.tenantId, siteId: site.id }, select: { name: true, version: true }, orderBy: { name: 'asc' } }));
+  if (modules.length) return modules.map((m) => ({ name: m.name, version: m.version ?? 'not installed' }));
+  return site.apps.map((name) => ({ name, version: APPS[name]?.version ?? 'unknown' }));
+}
+
 /**
  * `site-backup`: a FULL archive of the site's schema and files under the backup's prefix. A retry (after a crash
  * or a transient S3 failure) starts from a clean prefix; the backup is SUCCESS only after every part is verified.
@@ -79,51 +142,10 @@ export const siteBackupQueue = tenantQueue({
   expireInSeconds: 3600,
   heartbeatSeconds: 10,
   async run(run) {
-    const services = run.services;
-    const { tenantId } = run;
     const { siteId, backupId } = run.args;
-    const site = await run.withDb((tx) => tx.site.findUnique({ where: { tenantId_id: { tenantId, id: siteId } } }));
-    if (!site || !site.schemaName || !site.databaseServerId) throw new PermanentJobError('the site has no schema to back up');
-    const home = await siteHome(services, site);
-    const prefix = backupPrefix(tenantId, backupId);
-    // The archive goes to the storage of the site's cluster; the backup records which one and its bucket.
-    const { storage, configId } = await services.fleet.storage(site.clusterId);
-    await services.ownerPool.query(`update app_public.backups set storage_config_id = $3, bucket = $4 where tenant_id = $1 and id = $2`, [
-      tenantId,
-      backupId,
-      configId,
-      storage.bucket,
-    ]);
-    await run.withDb((tx) => tx.backup.updateMany({ where: { tenantId, id: backupId }, data: { status: 'RUNNING', error: null } }));
-    await run.progress(5, 'preparing', `archive under ${prefix} in bucket ${storage.bucket}`);
-    // Whatever an interrupted attempt left behind goes first: parts, manifest, unfinished multipart uploads.
-    await storage.abortUploads(prefix);
-    await storage.deletePrefix(prefix);
-    const clock = phaseClock(backupPhase);
-    const manifest = await writeArchive({
-      pool: await homePool(services, home),
-      storage,
-      schema: site.schemaName,
-      prefix,
-      meta: { siteId, siteName: site.name, apps: site.apps.map((name) => ({ name, version: APPS[name]?.version ?? 'unknown' })) },
-      files: { prefix: siteFilesPrefix(tenantId, siteId) },
-      onProgress: (pct, step) => {
-        clock.step(step);
-        return run.progress(5 + pct * 0.9, step);
-      },
-    });
-    await run.log(clock.line());
-    const checksum = manifest.checksum;
-    await run.withDb(async (tx) => {
-      await tx.backup.updateMany({
-        where: { tenantId, id: backupId },
-        data: { status: 'SUCCESS', sizeBytes: BigInt(manifest.totalBytes), checksum, manifest: manifest as object, completedAt: new Date() },
-      });
-    });
-    await services.ownerPool.query(`update app_public.tenant_schemas set last_backup_at = now() where tenant_id = $1 and schema_name = $2`, [
-      tenantId,
-      site.schemaName,
-    ]);
+    const site = await run.withDb((tx) => tx.site.findUnique({ where: { tenantId_id: { tenantId: run.tenantId, id: siteId } } }));
+    if (!site) throw new PermanentJobError('the site has no schema to back up');
+    const manifest = await archiveSite(run, site, backupId, (pct, step) => run.progress(pct, step));
     return { backupId, tables: manifest.tables.length, files: manifest.files.length, bytes: manifest.totalBytes };
   },
   async onFailed(run, error) {
@@ -139,6 +161,61 @@ export const siteBackupQueue = tenantQueue({
     await run.withDb((tx) => tx.backup.updateMany({ where: { tenantId: run.tenantId, id: run.args.backupId }, data: { status: 'FAILED', error: 'cancelled', completedAt: new Date() } }));
   },
 });
+
+type Backup = NonNullable<Awaited<ReturnType<Tx['backup']['findUnique']>>>;
+
+/**
+ * Puts a SUCCESS backup back into its site: every checksum verified before anything is touched, the archive loaded
+ * as the site's owner role into a fresh schema next to the live one in one transaction, swapped in, then the files
+ * made equal to the backup's. The body of `site-restore`, and the way back of a failed update. Any failure before the
+ * swap leaves the live schema as it was.
+ */
+export async function restoreSite(run: JobRun<unknown>, site: Site & Parameters<typeof siteAccess>[0], backup: Backup, onProgress: (pct: number, step: string) => Promise<void>) {
+  const services = run.services;
+  const { tenantId } = run;
+  const siteId = site.id;
+  if (!site.databaseServerId) throw new PermanentJobError('the site is not placed on a database server');
+  const home = await siteHome(services, site);
+  const live = home.schema;
+  const role = home.ownerRole;
+  const incoming = `restore_${siteId.replace(/-/g, '')}`;
+  const storage = await backupStorage(services, tenantId, backup.id);
+  const { storage: siteStorage } = await services.fleet.storage(site.clusterId);
+  if (siteStorage !== storage) throw new PermanentJobError('the backup is in another storage than the site\'s cluster: restore it in its own cluster');
+  await onProgress(0, 'verifying archive');
+  // The site's roles and database exist again (a purged or moved site's are recreated), then the archive is
+  // loaded as its owner role into a fresh schema next to the live one.
+  await ensureSiteHome(services, home, siteAccess(site));
+  const pool = await homePool(services, home);
+  await pool.query(`drop schema if exists ${ident(incoming)} cascade`);
+  const restored = await restoreArchive({
+    pool,
+    storage,
+    prefix: backup.objectKey,
+    targetSchema: incoming,
+    owner: role,
+    onProgress: (pct, name) => onProgress(pct * 0.85, name),
+  });
+  await onProgress(88, 'swapping in the restored schema');
+  await asOwner(pool, async (c) => {
+    await swapSchemas({ client: c, live, incoming, dropOld: true });
+    await c.query(`alter schema ${ident(live)} owner to ${ident(role)}`);
+  });
+  // A site over its storage limit keeps reading (and only that) from the restored tables too.
+  if (site.overStorageLimit) await setSiteWriteAccess(services, home, true);
+  await asOwner(services.ownerPool, async (c) => {
+    await c.query(
+      `insert into app_public.tenant_schemas (tenant_id, schema_name, site_id, owner_role) values ($1, $2, $3, $4) on conflict (tenant_id, schema_name) do nothing`,
+      [tenantId, live, siteId, role],
+    );
+  });
+  await onProgress(95, 'restoring files');
+  // exact: files added after the backup go too, so the site's files equal the backup's. The manifest is the one
+  // restoreArchive verified (every part re-hashed): not read and verified a third time; each file is re-hashed
+  // again as it is copied back.
+  await restoreFiles({ storage, prefix: backup.objectKey, toPrefix: siteFilesPrefix(tenantId, siteId), manifest: restored.manifest, exact: true });
+  return { schema: live };
+}
 
 /**
  * `site-restore`: verifies every checksum of the archive before touching anything, loads it into a fresh schema in
@@ -159,50 +236,12 @@ export const siteRestoreQueue = tenantQueue({
     if (!backup || backup.status !== 'SUCCESS' || backup.siteId !== siteId) throw new PermanentJobError('the backup is not a SUCCESS backup of this site');
     const site = await run.withDb((tx) => tx.site.findUnique({ where: { tenantId_id: { tenantId, id: siteId } }, include: { plan: true } }));
     if (!site?.databaseServerId) throw new PermanentJobError('the site is not placed on a database server');
-    const home = await siteHome(services, site);
-    const live = home.schema;
-    const role = home.ownerRole;
-    const incoming = `restore_${siteId.replace(/-/g, '')}`;
-    const storage = await backupStorage(services, tenantId, backupId);
-    const { storage: siteStorage } = await services.fleet.storage(site.clusterId);
-    await run.progress(5, 'verifying archive');
-    // The site's roles and database exist again (a purged or moved site's are recreated), then the archive is
-    // loaded as its owner role into a fresh schema next to the live one.
-    await ensureSiteHome(services, home, siteAccess(site));
-    const pool = await homePool(services, home);
-    await pool.query(`drop schema if exists ${ident(incoming)} cascade`);
     const clock = phaseClock(restorePhase);
     const step = (pct: number, name: string) => {
       clock.step(name);
       return run.progress(pct, name);
     };
-    const restored = await restoreArchive({
-      pool,
-      storage,
-      prefix: backup.objectKey,
-      targetSchema: incoming,
-      owner: role,
-      onProgress: (pct, name) => step(5 + pct * 0.7, name),
-    });
-    await step(80, 'swapping in the restored schema');
-    await asOwner(pool, async (c) => {
-      await swapSchemas({ client: c, live, incoming, dropOld: true });
-      await c.query(`alter schema ${ident(live)} owner to ${ident(role)}`);
-    });
-    // A site over its storage limit keeps reading (and only that) from the restored tables too.
-    if (site.overStorageLimit) await setSiteWriteAccess(services, home, true);
-    await asOwner(services.ownerPool, async (c) => {
-      await c.query(
-        `insert into app_public.tenant_schemas (tenant_id, schema_name, site_id, owner_role) values ($1, $2, $3, $4) on conflict (tenant_id, schema_name) do nothing`,
-        [tenantId, live, siteId, role],
-      );
-    });
-    await step(88, 'restoring files');
-    // exact: files added after the backup go too, so the site's files equal the backup's. The manifest is the one
-    // restoreArchive verified (every part re-hashed): not read and verified a third time; each file is re-hashed
-    // again as it is copied back.
-    if (siteStorage !== storage) throw new PermanentJobError('the backup is in another storage than the site\'s cluster: restore it in its own cluster');
-    await restoreFiles({ storage, prefix: backup.objectKey, toPrefix: siteFilesPrefix(tenantId, siteId), manifest: restored.manifest, exact: true });
+    const { schema: live } = await restoreSite(run, site, backup, (pct, name) => step(5 + pct * 0.83, name));
     await setSiteStatus(run, siteId, 'RUNNING', { schemaName: live, deletedAt: null, retentionUntil: null });
     await step(95, 'health check');
     await setSiteStatus(run, siteId, 'HEALTHY');

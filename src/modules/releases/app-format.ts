@@ -26,6 +26,8 @@ export const AppManifestSchema = z
     migrations: z.array(sqlPath).min(1, 'an app has at least one migration').max(500),
     /** A query that must succeed after every migration and update (the update's health check); default `select 1`. */
     healthCheck: z.string().trim().min(1).max(10_000).optional(),
+    /** Run when the app is removed from a site (removeSiteApp): drops what its migrations made. Without one an app cannot be removed. */
+    uninstall: sqlPath.optional(),
     jobs: z
       .array(
         z.object({
@@ -81,7 +83,7 @@ export function parseManifest(text: string): AppManifest {
 
 /** Every file a manifest names, as paths relative to the app's folder. */
 export function filesOf(manifest: AppManifest) {
-  return [...manifest.migrations, ...manifest.jobs.map((j) => j.sql)];
+  return [...manifest.migrations, ...manifest.jobs.map((j) => j.sql), ...(manifest.uninstall ? [manifest.uninstall] : [])];
 }
 
 /** `folder` joined with a manifest path, still inside `folder` (the schema already refuses `..`). */

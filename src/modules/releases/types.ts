@@ -8,6 +8,7 @@ import { MANIFEST_FILE, parseManifest } from './app-format.ts';
 import { BUILTIN_APPS_DIR } from './builtin.ts';
 import * as registries from './registries.ts';
 import * as releases from './service.ts';
+import { changeSiteApp, updateSite } from './site-service.ts';
 
 /**
  * Releases in GraphQL (issue 11). What a caller sees is the policies' decision (sql/0036): a tenant's sources,
@@ -149,6 +150,36 @@ builder.prismaNode('Bench', {
     activatedAt: t.expose('activatedAt', { type: 'DateTime', nullable: true }),
   }),
 });
+
+const SiteAppStatusEnum = builder.enumType('SiteAppStatus', {
+  description: 'Seed 004: REGISTERED → INSTALLING → ENABLED ⇄ DISABLED; ENABLED/DISABLED → UPDATING → back; → REMOVING → gone.',
+  values: ['REGISTERED', 'INSTALLING', 'ENABLED', 'DISABLED', 'UPDATING', 'REMOVING'] as const,
+});
+
+builder.prismaObject('SiteApp', {
+  description: "An app installed in a released site (seed 004 Module): its state, the version and manifest installed, the last error.",
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    status: t.expose('status', { type: SiteAppStatusEnum }),
+    version: t.exposeString('version', { nullable: true, description: 'Null until it is first installed.' }),
+    manifest: t.expose('manifest', { type: 'JSON', description: 'tenantplane-app.json as installed.' }),
+    error: t.exposeString('error', { nullable: true, description: 'Why the last change failed (the app is back where it was).' }),
+    job: t.relation('job', { nullable: true, description: 'The last change, with its progress and log.' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+  }),
+});
+
+builder.prismaObjectFields('Site', (t) => ({
+  bench: t.prismaField({
+    type: 'Bench',
+    nullable: true,
+    description: 'The bench the site runs (null: the built-in apps of older sites). It may be a public group\'s, of another tenant.',
+    select: { benchTenantId: true, benchId: true },
+    resolve: (query, site, _args, ctx) =>
+      site.benchTenantId && site.benchId ? ctx.db.bench.findUnique({ ...query, where: { tenantId_id: { tenantId: site.benchTenantId, id: site.benchId } } }) : null,
+  }),
+  modules: t.relation('siteApps', { description: "The apps of a released site, by name.", query: () => ({ orderBy: { name: 'asc' } }) }),
+}));
 
 builder.prismaObjectFields('Tenant', (t) => ({
   appSources: t.relatedConnection('appSources', { totalCount: true, cursor: 'tenantId_id', query: () => ({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }) }),
@@ -338,6 +369,40 @@ builder.mutationFields((t) => ({
       const { tenantId, id } = scoped('DeployCandidate', 'candidateId')(args.candidateId);
       const { benchId, job } = await releases.deployBench(ctx, tenantId, id);
       return { tenantId, id: benchId, jobId: job.id };
+    },
+  }),
+  ...Object.fromEntries(
+    (['install', 'enable', 'disable', 'remove'] as const).map((change) => [
+      `${change}SiteApp`,
+      t.prismaField({
+        type: 'Job',
+        extensions: { permission: 'sites:write' },
+        description: {
+          install: "Installs an app of the site's release (a job): its migrations and health check in one transaction, inside the site.",
+          enable: 'DISABLED → ENABLED: its module jobs run again.',
+          disable: 'ENABLED → DISABLED: its tables and data stay; its module jobs stop.',
+          remove: "Removes an app (a job): its uninstall script in one transaction; an app without one cannot be removed.",
+        }[change],
+        args: { siteId: t.arg.id({ required: true }), app: t.arg.string({ required: true }) },
+        resolve: async (query, _root, args, ctx) => {
+          const { tenantId, id } = scoped('Site', 'siteId')(args.siteId);
+          const job = await changeSiteApp(ctx, tenantId, id, args.app, change);
+          return ctx.db.job.findUniqueOrThrow({ ...query, where: { tenantId_id: { tenantId, id: job.id } } });
+        },
+      }),
+    ]),
+  ),
+  updateSite: t.prismaField({
+    type: 'Job',
+    extensions: { permission: 'sites:write' },
+    description:
+      "Moves a HEALTHY site to another ACTIVE bench of its release group (its latest by default), as a job: a backup first, every app's new migrations and health checks in one transaction, and on any failure the backup restored and the reason recorded — the site ends as it was.",
+    args: { siteId: t.arg.id({ required: true }), bench: t.arg.id({ description: 'A Bench id; the group\'s latest ACTIVE bench when omitted.' }) },
+    resolve: async (query, _root, args, ctx) => {
+      const { tenantId, id } = scoped('Site', 'siteId')(args.siteId);
+      const bench = args.bench ? scoped('Bench', 'bench')(args.bench) : undefined;
+      const job = await updateSite(ctx, tenantId, id, bench);
+      return ctx.db.job.findUniqueOrThrow({ ...query, where: { tenantId_id: { tenantId, id: job.id } } });
     },
   }),
   createRegistry: t.prismaField({

@@ -8,6 +8,7 @@ import { applySitePassword } from './credentials.ts';
 import { canTransition } from './lifecycle.ts';
 import { siteFilesPrefix } from './usage.ts';
 import { SITE_PROVISION_ATTEMPTS } from './service.ts';
+import { installReleaseApps } from '../releases/site-modules.ts';
 
 /** Runs fn in one transaction on the owner pool (DDL the app role may not do): inTransaction by its older name. */
 export const asOwner = inTransaction;
@@ -85,7 +86,12 @@ export const siteProvisionQueue = tenantQueue({
     await applySitePassword(services, site.tenantId, site.id, home);
     const pool = await homePool(services, home);
     await run.progress(30, 'installing apps', site.apps.length ? `apps: ${site.apps.join(', ')}` : 'no apps');
-    await installApps(pool, home, site.apps);
+    // A site on a bench runs its release's apps (migrations and health checks, in one transaction); an older site the
+    // built-in SQL of src/modules/sites/apps.ts.
+    if (site.benchId) {
+      const release = await installReleaseApps(run, site, home);
+      await run.log(`installed from ${release.label}`);
+    } else await installApps(pool, home, site.apps);
     await run.progress(55, 'creating storage prefix');
     const { storage } = await services.fleet.storage(site.clusterId);
     await storage.putEmpty(`${siteFilesPrefix(site.tenantId, site.id)}.keep`);
@@ -99,7 +105,7 @@ export const siteProvisionQueue = tenantQueue({
     );
     await setSiteStatus(run, site.id, 'RUNNING', { schemaName: home.schema });
     await run.progress(80, 'health check');
-    const health = await healthCheck(pool, home, site.apps);
+    const health = await healthCheck(pool, home, site.benchId ? [] : site.apps);
     await asOwner(services.ownerPool, (c) =>
       c.query(`update app_public.tenant_schemas set size_bytes = $3 where tenant_id = $1 and schema_name = $2`, [site.tenantId, home.schema, health.sizeBytes]),
     );

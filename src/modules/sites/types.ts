@@ -34,8 +34,8 @@ const SiteUsage = builder
   });
 
 const SiteStatusEnum = builder.enumType('SiteStatus', {
-  description: 'PENDING → PROVISIONING → RUNNING → HEALTHY; FAILED; SUSPENDED; SOFT_DELETED → DELETED; RESTORING; MOVING (moveSite) → HEALTHY.',
-  values: ['PENDING', 'PROVISIONING', 'RUNNING', 'HEALTHY', 'FAILED', 'SUSPENDED', 'SOFT_DELETED', 'DELETED', 'RESTORING', 'MOVING'] as const,
+  description: 'PENDING → PROVISIONING → RUNNING → HEALTHY; FAILED; SUSPENDED; SOFT_DELETED → DELETED; RESTORING; MOVING (moveSite) → HEALTHY; UPDATING (updateSite) → HEALTHY.',
+  values: ['PENDING', 'PROVISIONING', 'RUNNING', 'HEALTHY', 'FAILED', 'SUSPENDED', 'SOFT_DELETED', 'DELETED', 'RESTORING', 'MOVING', 'UPDATING'] as const,
 });
 
 builder.prismaNode('Site', {
@@ -131,7 +131,8 @@ const CreateSiteInput = builder.inputType('CreateSiteInput', {
     tenantId: t.id({ required: true }),
     name: t.string({ required: true, description: 'DNS-safe: lowercase letters, digits, hyphens, 3–63 characters; unique in the deployment.' }),
     displayName: t.string({ required: true }),
-    apps: t.stringList({ description: 'Built-in apps to install: notes, crm.' }),
+    apps: t.stringList({ description: "The apps to install: of the release group's bench (all of them when omitted), or without a release group the built-in notes, crm." }),
+    releaseGroup: t.id({ description: "A ReleaseGroup (your tenant's own, or a public one): the site runs its latest ACTIVE bench, in that bench's cluster." }),
     cluster: t.string({ description: 'The cluster (by name) to place the site in; the default cluster when omitted.' }),
     plan: t.string({ description: 'The site plan (by id, e.g. site-pro); the default plan when omitted.' }),
   }),
@@ -158,9 +159,10 @@ builder.mutationFields((t) => ({
       const { site, job, password } = await sites.createSite(ctx, tenantId, {
         name: input.name,
         displayName: input.displayName,
-        apps: input.apps ?? [],
+        apps: input.apps ?? undefined,
         cluster: input.cluster ?? undefined,
         plan: input.plan ?? undefined,
+        releaseGroup: input.releaseGroup ? tenantScopedIdFromGlobalId('ReleaseGroup', String(input.releaseGroup), 'releaseGroup') : undefined,
       });
       return { tenantId, siteId: site.id, jobId: job.id, password };
     },

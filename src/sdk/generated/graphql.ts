@@ -136,7 +136,7 @@ export type CreateServerInput = {
 };
 
 export type CreateSiteInput = {
-  /** Built-in apps to install: notes, crm. */
+  /** The apps to install: of the release group's bench (all of them when omitted), or without a release group the built-in notes, crm. */
   apps?: Array<string> | null | undefined;
   /** The cluster (by name) to place the site in; the default cluster when omitted. */
   cluster?: string | null | undefined;
@@ -145,6 +145,8 @@ export type CreateSiteInput = {
   name: string;
   /** The site plan (by id, e.g. site-pro); the default plan when omitted. */
   plan?: string | null | undefined;
+  /** A ReleaseGroup (your tenant's own, or a public one): the site runs its latest ACTIVE bench, in that bench's cluster. */
+  releaseGroup?: string | null | undefined;
   tenantId: string;
 };
 
@@ -287,7 +289,7 @@ export type SiteIsolation =
   | 'DATABASE'
   | 'SCHEMA';
 
-/** PENDING → PROVISIONING → RUNNING → HEALTHY; FAILED; SUSPENDED; SOFT_DELETED → DELETED; RESTORING; MOVING (moveSite) → HEALTHY. */
+/** PENDING → PROVISIONING → RUNNING → HEALTHY; FAILED; SUSPENDED; SOFT_DELETED → DELETED; RESTORING; MOVING (moveSite) → HEALTHY; UPDATING (updateSite) → HEALTHY. */
 export type SiteStatus =
   | 'DELETED'
   | 'FAILED'
@@ -298,7 +300,8 @@ export type SiteStatus =
   | 'RESTORING'
   | 'RUNNING'
   | 'SOFT_DELETED'
-  | 'SUSPENDED';
+  | 'SUSPENDED'
+  | 'UPDATING';
 
 export type SocialPlatform =
   | 'FACEBOOK'

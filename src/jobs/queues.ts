@@ -27,6 +27,8 @@ export const TENANT_QUEUES = {
   'site-app-change': { permissions: ['sites:write'], args: z.strictObject({ siteId: uuid, app: z.string().regex(/^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/), change: z.enum(['install', 'enable', 'disable', 'remove']) }) },
   /** The bench may be another tenant's (a public group's): its tenant travels with it. */
   'site-update': { permissions: ['sites:write'], args: z.strictObject({ siteId: uuid, benchTenantId: uuid, benchId: uuid, backupId: uuid }) },
+  /** A module job (sql/0038): enqueued by app.enqueue_module_job only, which sets its module, priority and schedule. */
+  'site-module-job': { permissions: ['sites:operate', 'sites:write'], args: z.strictObject({ siteId: uuid, app: z.string().regex(/^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/), job: z.string().regex(/^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/) }) },
   'tenant-export': { permissions: ['tenants:export'], args: z.strictObject({}) },
 } as const satisfies Record<string, { permissions: readonly TenantPermission[]; args: z.ZodType<Record<string, string>> }>;
 
@@ -38,6 +40,7 @@ export const MAINTENANCE_QUEUES = {
   'site-backup-schedule': z.object({}),
   'site-measure-all': z.object({}),
   'site-drop-old-copies': z.object({}),
+  'site-module-jobs': z.object({}),
   'upload-expire': z.object({}),
   'auth-event-expire': z.object({}),
   /** Cron sweeps every due tenant ({}); deleteTenant with no retention names its tenant. */

@@ -12,7 +12,7 @@ import { tenantExportQueue } from '../modules/backups/export.ts';
 import { databaseServerCheckQueue, serverActivateQueue, storageCheckQueue } from '../modules/fleet/checks.ts';
 import { registryCheckQueue } from '../modules/releases/registries.ts';
 import { benchDeployQueue, deployCandidateBuildQueue } from '../modules/releases/jobs.ts';
-import { siteAppChangeQueue, siteUpdateQueue } from '../modules/releases/site-modules.ts';
+import { siteAppChangeQueue, siteModuleJobQueue, siteModuleJobsScheduleQueue, siteUpdateQueue } from '../modules/releases/site-modules.ts';
 import { backupDeleteObjectsQueue, backupExpireQueue, siteBackupQueue, siteBackupScheduleQueue, siteRestoreQueue } from '../modules/backups/jobs.ts';
 
 /** Every queue of the deployment, created at start-up with its retry and expiry options. */
@@ -44,4 +44,6 @@ export const QUEUES: QueueDefinition[] = [
   benchDeployQueue,
   siteAppChangeQueue,
   siteUpdateQueue,
+  siteModuleJobQueue,
+  siteModuleJobsScheduleQueue,
 ];

@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { tenantQueue } from '../../jobs/queue.ts';
+import { CronExpressionParser } from 'cron-parser';
+import { maintenanceQueue, tenantQueue } from '../../jobs/queue.ts';
 import type { WorkerServices } from '../../services.ts';
 import type { SiteAppStatus } from '../../db/generated/prisma/enums.ts';
 import { PermanentJobError, type JobRun } from '../jobs/run.ts';
@@ -228,5 +229,115 @@ export const siteUpdateQueue = tenantQueue({
     const { siteId } = run.args;
     await run.withDb((tx) => tx.siteApp.updateMany({ where: { tenantId: run.tenantId, siteId, status: 'UPDATING' }, data: { status: 'ENABLED', updatedAt: new Date() } })).catch(() => undefined);
     await setSiteStatus(run, siteId, 'HEALTHY').catch(() => undefined);
+  },
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Module jobs (seed 004 Job): an enabled app's SQL tasks, run inside the site on their cron schedule.
+
+/**
+ * `site-module-job`: one module job — the app's job SQL (from the site's release, as this app server holds it) in
+ * one transaction as the site's owner role, under the plan's statement timeout. The result (command, rows, time) and
+ * the error (message, SQLSTATE, detail) are JSON on the job. A job whose app was disabled meanwhile is skipped.
+ */
+export const siteModuleJobQueue = tenantQueue({
+  name: 'site-module-job',
+  retryLimit: 0,
+  retryDelay: 5,
+  retryBackoff: false,
+  expireInSeconds: 900,
+  heartbeatSeconds: 10,
+  async run(run) {
+    const { siteId, app: name, job: jobName } = run.args;
+    const services = run.services;
+    const site = await run.withDb((tx) => tx.site.findUnique({ where: { tenantId_id: { tenantId: run.tenantId, id: siteId } }, include: { plan: true } }));
+    if (!site?.benchId || !site.benchTenantId || !site.databaseServerId) throw new PermanentJobError('the site runs no release');
+    const row = await appRow(run, siteId, name);
+    if (row?.status !== 'ENABLED' || site.status !== 'HEALTHY') return { skipped: `the app is ${row?.status ?? 'gone'} and the site ${site.status}` };
+    const release = await benchRelease(services, site.benchTenantId, site.benchId);
+    const [bundle] = pick(release, [name]);
+    const definition = bundle!.manifest.jobs.find((j) => j.name === jobName);
+    if (!definition) throw new PermanentJobError(`${name} ${bundle!.manifest.version} has no job ${jobName}`);
+    const home = await siteHome(services, site);
+    await run.progress(10, `${name}/${jobName}`, `${definition.sql} (priority ${definition.priority}, schedule ${definition.schedule})`);
+    const started = performance.now();
+    try {
+      const r = await withSiteOwner(services, home, async (c) => {
+        await c.query('begin');
+        try {
+          await c.query(`set local statement_timeout = ${Number(site.plan.statementTimeoutMs)}`);
+          const result = await c.query(bundle!.files[definition.sql]!);
+          await c.query('commit');
+          return Array.isArray(result) ? result[result.length - 1]! : result;
+        } catch (e) {
+          await c.query('rollback').catch(() => undefined);
+          throw e;
+        }
+      });
+      const result = { command: r.command, rowCount: r.rowCount, durationMs: Math.round(performance.now() - started) };
+      await run.log(`${name}/${jobName}: ${r.command} ${r.rowCount ?? 0}`);
+      return result;
+    } catch (e) {
+      const err = e as { message?: string; code?: string; detail?: string };
+      if (!err.code) throw e;
+      const detail = { message: err.message ?? String(e), sqlstate: err.code, ...(err.detail ? { detail: err.detail } : {}) };
+      await services.ownerPool.query(`update app_public.jobs set error_detail = $3::jsonb where tenant_id = $1 and id = $2`, [run.tenantId, run.job.jobId, JSON.stringify(detail)]);
+      throw new PermanentJobError(`${name}/${jobName} failed: ${detail.message} (SQLSTATE ${detail.sqlstate})`);
+    }
+  },
+});
+
+/**
+ * `site-module-jobs` (every minute): asks for every module job that fell due since it was last asked for (or since
+ * its app was installed), acting for the site's admin like the backup schedule, higher priorities first. A job due
+ * several times while the scheduler was down runs once.
+ */
+export const siteModuleJobsScheduleQueue = maintenanceQueue({
+  name: 'site-module-jobs',
+  cron: '* * * * *',
+  retryLimit: 1,
+  retryDelay: 10,
+  retryBackoff: false,
+  expireInSeconds: 300,
+  async run(services, _data, job) {
+    const now = new Date();
+    const { rows } = await services.ownerPool.query<{ tenant_id: string; site_id: string; name: string; jobs: Array<{ name: string; schedule: string; priority: number }>; since: Date; runs: Record<string, string> | null; actor: string | null }>(
+      `select a.tenant_id, a.site_id, a.name, a.manifest -> 'jobs' as jobs, a.created_at as since,
+              (select jsonb_object_agg(r.job, r.last_scheduled_at) from app_private.site_module_job_runs r
+                where r.tenant_id = a.tenant_id and r.site_id = a.site_id and r.app = a.name) as runs,
+              coalesce(
+                (select m.user_id from app_public.memberships m where m.tenant_id = s.tenant_id and m.user_id = s.created_by and m.role >= 'ADMIN'),
+                (select m.user_id from app_public.memberships m where m.tenant_id = s.tenant_id and m.role = 'OWNER' order by m.created_at limit 1)
+              ) as actor
+         from app_public.site_apps a join app_public.sites s on s.tenant_id = a.tenant_id and s.id = a.site_id
+        where a.status = 'ENABLED' and s.status = 'HEALTHY' and jsonb_array_length(coalesce(a.manifest -> 'jobs', '[]')) > 0`,
+    );
+    const due: Array<{ tenantId: string; siteId: string; app: string; job: string; priority: number; at: Date; actor: string }> = [];
+    for (const row of rows) {
+      if (!row.actor) continue;
+      for (const j of row.jobs) {
+        const at = CronExpressionParser.parse(j.schedule, { currentDate: now, tz: 'UTC' }).prev().toDate();
+        const last = row.runs?.[j.name] ? new Date(row.runs[j.name]!) : row.since;
+        if (at > last) due.push({ tenantId: row.tenant_id, siteId: row.site_id, app: row.name, job: j.name, priority: j.priority ?? 0, at, actor: row.actor });
+      }
+    }
+    due.sort((a, b) => b.priority - a.priority);
+    let asked = 0;
+    for (const d of due) {
+      try {
+        await services.db.withContext({ userId: d.actor, tenant: d.tenantId, requestId: `module-jobs-${job.id}` }, (tx) =>
+          tx.$queryRaw`select app.enqueue_module_job(${d.tenantId}::uuid, ${d.siteId}::uuid, ${d.app}, ${d.job}, ${d.at}::timestamptz)`,
+        );
+        await services.ownerPool.query(
+          `insert into app_private.site_module_job_runs (tenant_id, site_id, app, job, last_scheduled_at) values ($1, $2, $3, $4, $5)
+           on conflict (tenant_id, site_id, app, job) do update set last_scheduled_at = excluded.last_scheduled_at`,
+          [d.tenantId, d.siteId, d.app, d.job, d.at],
+        );
+        asked++;
+      } catch (err) {
+        job.log.warn({ err, tenantId: d.tenantId, siteId: d.siteId, module: `${d.app}/${d.job}` }, 'module job not asked for');
+      }
+    }
+    return { asked };
   },
 });

@@ -106,3 +106,15 @@ export function updateSite(ctx: Context, tenantId: string, siteId: string, bench
     return job;
   });
 }
+
+/** runModuleJob: one module job now, through the same definer function the scheduler uses (sql/0038). */
+export function runModuleJob(ctx: Context, tenantId: string, siteId: string, app: string, job: string) {
+  return audited(ctx, { tenantId, action: 'runModuleJob', targetType: 'Site', targetId: siteId }, async () => {
+    await requirePermission(ctx, tenantId, 'sites:operate');
+    const [row] = await ctx.db
+      .$queryRaw<Array<{ id: string }>>`select app.enqueue_module_job(${tenantId}::uuid, ${siteId}::uuid, ${app}, ${job}, null)::text as id`
+      .catch((e) => translateDatabaseError(e, { field: 'job', columns: { job: 'job', app: 'app' } }));
+    await recordAudit(ctx, { tenantId, action: 'runModuleJob', targetType: 'Site', targetId: siteId, details: { module: `${app}/${job}`, job: row!.id } });
+    return row!.id;
+  });
+}

@@ -8,7 +8,7 @@ import { MANIFEST_FILE, parseManifest } from './app-format.ts';
 import { BUILTIN_APPS_DIR } from './builtin.ts';
 import * as registries from './registries.ts';
 import * as releases from './service.ts';
-import { changeSiteApp, updateSite } from './site-service.ts';
+import { changeSiteApp, runModuleJob, updateSite } from './site-service.ts';
 
 /**
  * Releases in GraphQL (issue 11). What a caller sees is the policies' decision (sql/0036): a tenant's sources,
@@ -156,6 +156,18 @@ const SiteAppStatusEnum = builder.enumType('SiteAppStatus', {
   values: ['REGISTERED', 'INSTALLING', 'ENABLED', 'DISABLED', 'UPDATING', 'REMOVING'] as const,
 });
 
+const ModuleJobDefinition = builder.objectRef<{ name: string; schedule: string; sql: string; priority: number }>('ModuleJobDefinition').implement({
+  description: "A module job the installed version declares: SQL run inside the site on a cron schedule (UTC).",
+  fields: (t) => ({ name: t.exposeString('name'), schedule: t.exposeString('schedule'), sql: t.exposeString('sql'), priority: t.exposeInt('priority') }),
+});
+
+builder.prismaObjectFields('Job', (t) => ({
+  module: t.exposeString('module', { nullable: true, description: 'A module job: <app>/<job name>.' }),
+  priority: t.exposeInt('priority', { description: 'Higher runs first (module jobs; 0 otherwise).' }),
+  scheduledAt: t.expose('scheduledAt', { type: 'DateTime', nullable: true, description: 'When a module job fell due.' }),
+  errorDetail: t.expose('errorDetail', { type: 'JSON', nullable: true, description: "A module job's error: { message, sqlstate, detail }." }),
+}));
+
 builder.prismaObject('SiteApp', {
   description: "An app installed in a released site (seed 004 Module): its state, the version and manifest installed, the last error.",
   fields: (t) => ({
@@ -164,6 +176,18 @@ builder.prismaObject('SiteApp', {
     version: t.exposeString('version', { nullable: true, description: 'Null until it is first installed.' }),
     manifest: t.expose('manifest', { type: 'JSON', description: 'tenantplane-app.json as installed.' }),
     error: t.exposeString('error', { nullable: true, description: 'Why the last change failed (the app is back where it was).' }),
+    jobs: t.field({
+      type: [ModuleJobDefinition],
+      description: 'The module jobs of the installed version.',
+      resolve: (a) => ((a.manifest as { jobs?: Array<{ name: string; schedule: string; sql: string; priority?: number }> }).jobs ?? []).map((j) => ({ ...j, priority: j.priority ?? 0 })),
+    }),
+    moduleJobs: t.prismaField({
+      type: ['Job'],
+      description: 'Its latest module jobs (20), newest first.',
+      select: { tenantId: true, siteId: true, name: true },
+      resolve: (query, a, _args, ctx) =>
+        ctx.db.job.findMany({ ...query, where: { tenantId: a.tenantId, siteId: a.siteId, module: { startsWith: `${a.name}/` } }, orderBy: [{ createdAt: 'desc' }], take: 20 }),
+    }),
     job: t.relation('job', { nullable: true, description: 'The last change, with its progress and log.' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
   }),
@@ -392,6 +416,17 @@ builder.mutationFields((t) => ({
       }),
     ]),
   ),
+  runModuleJob: t.prismaField({
+    type: 'Job',
+    extensions: { permission: 'sites:operate' },
+    description: "Runs one of an ENABLED app's module jobs now (as its schedule would), a tracked job carrying its module, priority and time.",
+    args: { siteId: t.arg.id({ required: true }), app: t.arg.string({ required: true }), job: t.arg.string({ required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      const { tenantId, id } = scoped('Site', 'siteId')(args.siteId);
+      const jobId = await runModuleJob(ctx, tenantId, id, args.app, args.job);
+      return ctx.db.job.findUniqueOrThrow({ ...query, where: { tenantId_id: { tenantId, id: jobId } } });
+    },
+  }),
   updateSite: t.prismaField({
     type: 'Job',
     extensions: { permission: 'sites:write' },

@@ -1,11 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startTestApp, type TestApp } from './support/app.ts';
-import { launchChromium } from './support/browser.ts';
+import { axeViolations, launchChromium, signedInPage as signedInPageOf } from './support/browser.ts';
 import { Gql, createTenant, signUp, type TestUser } from './support/client.ts';
 import { platformStaff } from './support/fleet.ts';
 import { consoleCsp } from '../src/graphql/console.ts';
@@ -19,7 +18,6 @@ import { consoleCsp } from '../src/graphql/console.ts';
 let app: TestApp;
 let browser: Browser;
 const artifacts = path.resolve('test-artifacts');
-const axeSource = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const PASSWORD = 'correct horse battery staple 42';
 
 beforeAll(async () => {
@@ -34,13 +32,8 @@ afterAll(async () => {
 
 const consoleUrl = () => `${new URL(app.url).origin}/console`;
 
-/** axe-core's serious and critical violations of the page as it is now (injected past the CSP by the test only). */
 async function accessibility(page: Page, name: string) {
-  await page.addScriptTag({ content: axeSource });
-  const result = await page.evaluate(async () => (window as unknown as { axe: { run(): Promise<{ violations: Array<{ id: string; impact: string; help: string; nodes: unknown[] }> }> } }).axe.run());
-  const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.help} (${v.nodes.length})`);
-  await page.screenshot({ path: path.join(artifacts, `console-${name}.png`), fullPage: true });
-  return serious;
+  return axeViolations(page, name);
 }
 
 async function newContext(): Promise<BrowserContext> {
@@ -90,17 +83,9 @@ function trackRequests(page: Page) {
   };
 }
 
-/** A page signed in as `user` (a session made over the API), handed to the cookie as the console's log-in does. */
+/** A page signed in as `user` (a session made over the API). */
 async function signedInPage(origin: string, user: TestUser) {
-  const context = await newContext();
-  const page = await context.newPage();
-  await page.goto(`${origin}/console`);
-  await page.evaluate(async (t) => {
-    await fetch('/auth/session', { method: 'POST', headers: { 'content-type': 'application/json', 'x-tenantplane-csrf': '1' }, body: JSON.stringify({ refreshToken: t }) });
-  }, user.refreshToken);
-  await page.reload();
-  await page.getByRole('button', { name: 'Log out' }).waitFor({ timeout: 15_000 });
-  return { context, page };
+  return signedInPageOf(browser, origin, user.refreshToken);
 }
 
 describe('the console at /console', () => {
@@ -378,9 +363,12 @@ describe('the console at /console', () => {
     await page.getByText('No document yet.').waitFor();
     expect(await page.locator('body').textContent()).not.toMatch(/Console Org|notes\.txt|console-site/);
     // Keyboard only: every page of the tenant is reached with Tab and opened with Enter, its heading then shown.
-    await page.keyboard.press('Shift+Tab'); // from the Documents button (clicked): keyboard focus from here on
+    // From the Documents button (clicked) back past Releases to Sites: keyboard focus from here on.
+    await page.keyboard.press('Shift+Tab');
+    await page.keyboard.press('Shift+Tab');
     for (const [button, heading] of [
       ['Sites', 'Sites'],
+      ['Releases', 'Releases'],
       ['Documents', 'Documents'],
       ['Members', 'Members'],
       ['Roles', 'Custom roles'],

@@ -27,7 +27,6 @@ import {
   SuspendSiteDocument,
   TenantDocument,
   TenantRole,
-  JobUpdatedDocument,
   LogInDocument,
   MeDocument,
   SignUpDocument,
@@ -40,7 +39,8 @@ import {
   type TenantFieldsFragment,
 } from '../../src/sdk/index.ts';
 import { endSession, onSessionChange, refresh, startSession } from './session.ts';
-import { bytes, client, describeError, ErrorText, Field, useAction, useLoad } from './ui.tsx';
+import { bytes, client, describeError, ErrorText, Field, JobProgress, useAction, useLoad } from './ui.tsx';
+import { Releases } from './releases.tsx';
 import { Documents } from './documents.tsx';
 import { Roles } from './roles.tsx';
 import { PlatformFleet, PlatformTenants } from './platform.tsx';
@@ -97,43 +97,6 @@ function SignIn() {
         </button>
       </p>
     </main>
-  );
-}
-
-/** A job's live progress over graphql-ws (jobUpdated), from its state now. */
-function JobProgress({ job: initial, onDone }: { job: JobFieldsFragment; onDone?: (job: JobFieldsFragment) => void }) {
-  const [job, setJob] = useState(initial);
-  useEffect(() => {
-    if (['COMPLETED', 'FAILED', 'CANCELLED'].includes(initial.status)) return;
-    const sub = client.subscribe(JobUpdatedDocument, { jobId: initial.id });
-    void (async () => {
-      try {
-        for await (const event of sub) {
-          setJob(event.jobUpdated);
-          if (['COMPLETED', 'FAILED', 'CANCELLED'].includes(event.jobUpdated.status)) {
-            onDone?.(event.jobUpdated);
-            break;
-          }
-        }
-      } catch {
-        // The socket closed (a reload, a log-out): the list shows the job's last state.
-      }
-    })();
-    return () => sub.dispose();
-  }, [initial.id]);
-  return (
-    <div className="job">
-      <progress max={100} value={job.progress} aria-label={`${job.type} progress`} />
-      <span className="job-step">
-        {job.status === 'FAILED' ? `failed: ${job.error ?? 'see the log'}` : job.status === 'COMPLETED' ? 'done' : job.status === 'CANCELLED' ? 'cancelled' : job.cancelRequestedAt ? 'cancelling…' : `${job.progress}% ${job.step ?? 'waiting for a worker'}`}
-      </span>
-      {job.logs.length > 0 && (
-        <details>
-          <summary>Log</summary>
-          <pre>{job.logs.join('\n')}</pre>
-        </details>
-      )}
-    </div>
   );
 }
 
@@ -608,7 +571,7 @@ function AcceptInvitation({ token, onAccepted }: { token: string; onAccepted: ()
   );
 }
 
-const TENANT_PAGES = ['Sites', 'Documents', 'Members', 'Roles', 'Jobs', 'Usage', 'Audit log', 'Your sessions'] as const;
+const TENANT_PAGES = ['Sites', 'Releases', 'Documents', 'Members', 'Roles', 'Jobs', 'Usage', 'Audit log', 'Your sessions'] as const;
 /** Platform staff only (platformRole other than NONE). */
 const STAFF_PAGES = ['Platform: tenants', 'Platform: fleet'] as const;
 type TenantPage = (typeof TENANT_PAGES)[number];
@@ -696,6 +659,7 @@ function Console() {
         {tenant && (
           <>
             {pageName === 'Sites' && <Sites key={tenant.id} tenant={tenant} />}
+            {pageName === 'Releases' && <Releases key={tenant.id} tenant={tenant} />}
             {pageName === 'Documents' && <Documents key={tenant.id} tenant={tenant} />}
             {pageName === 'Members' && <Members key={tenant.id} tenant={tenant} />}
             {pageName === 'Roles' && <Roles key={tenant.id} tenant={tenant} />}

@@ -7,7 +7,9 @@
 import type { FormEvent } from 'react';
 import {
   CheckDatabaseServerDocument,
+  CheckRegistryDocument,
   CheckStorageConfigDocument,
+  CreateRegistryDocument,
   ClustersDocument,
   PlatformTenantsDocument,
   ReactivateTenantDocument,
@@ -17,7 +19,7 @@ import {
   type PlatformTenantsQuery,
   type ServersQuery,
 } from '../../src/sdk/index.ts';
-import { client, ErrorText, useLoad } from './ui.tsx';
+import { client, ErrorText, Field, useAction, useLoad } from './ui.tsx';
 
 const fetchTenants = () => client.request(PlatformTenantsDocument, { first: 100 });
 
@@ -118,6 +120,7 @@ export function PlatformFleet() {
               'none'
             )}
           </p>
+          <RegistryOf cluster={c} act={act} />
           <table>
             <thead>
               <tr>
@@ -166,5 +169,42 @@ export function PlatformFleet() {
         Refresh
       </button>
     </section>
+  );
+}
+
+/** The cluster's OCI registry (issue 11): where its deploy candidates go; the password is write-only. */
+function RegistryOf({ cluster, act }: { cluster: ClustersQuery['clusters']['edges'][number]['node']; act: (fn: () => Promise<unknown>) => Promise<void> }) {
+  const add = useAction(async (f) => {
+    await act(() =>
+      client.request(CreateRegistryDocument, {
+        input: { clusterId: cluster.id, url: String(f.get('url')), namespace: String(f.get('namespace')), username: String(f.get('username')), password: String(f.get('password')) },
+      }),
+    );
+  });
+  const r = cluster.registry;
+  if (r)
+    return (
+      <p data-registry-check={r.checkStatus}>
+        Registry: <code>{r.url}</code> {r.namespace} ({r.username}) — {r.checkStatus}
+        {r.checkError && <small> {r.checkError}</small>}{' '}
+        <button type="button" onClick={() => void act(() => client.request(CheckRegistryDocument, { registryId: r.id }))}>
+          Check registry
+        </button>
+      </p>
+    );
+  return (
+    <details>
+      <summary>Add a registry</summary>
+      <form onSubmit={add.onSubmit} aria-label={`Registry of ${cluster.name}`} className="inline">
+        <Field label="Registry URL" name="url" />
+        <Field label="Namespace" name="namespace" />
+        <Field label="Username" name="username" autoComplete="off" />
+        <Field label="Password" name="password" type="password" autoComplete="new-password" />
+        <button type="submit" disabled={add.busy}>
+          Add registry
+        </button>
+        <ErrorText error={add.error} />
+      </form>
+    </details>
   );
 }

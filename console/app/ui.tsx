@@ -1,6 +1,6 @@
 /** What every page of the console shares: the API client, our typed errors in words, form helpers. */
 import { useCallback, useEffect, useState, type DependencyList, type FormEvent } from 'react';
-import { createTenantplaneClient, TenantplaneError } from '../../src/sdk/index.ts';
+import { createTenantplaneClient, JobUpdatedDocument, TenantplaneError, type JobFieldsFragment } from '../../src/sdk/index.ts';
 import { currentToken } from './session.ts';
 
 export const client = createTenantplaneClient({ url: new URL('/graphql', location.href).toString(), accessToken: () => currentToken() });
@@ -86,3 +86,41 @@ export function useLoad<T>(fetcher: () => Promise<T>, deps: DependencyList) {
   };
   return { data, error, load, act };
 }
+
+/** A job's live progress over graphql-ws (jobUpdated), from its state now. */
+export function JobProgress({ job: initial, onDone }: { job: JobFieldsFragment; onDone?: (job: JobFieldsFragment) => void }) {
+  const [job, setJob] = useState(initial);
+  useEffect(() => {
+    if (['COMPLETED', 'FAILED', 'CANCELLED'].includes(initial.status)) return;
+    const sub = client.subscribe(JobUpdatedDocument, { jobId: initial.id });
+    void (async () => {
+      try {
+        for await (const event of sub) {
+          setJob(event.jobUpdated);
+          if (['COMPLETED', 'FAILED', 'CANCELLED'].includes(event.jobUpdated.status)) {
+            onDone?.(event.jobUpdated);
+            break;
+          }
+        }
+      } catch {
+        // The socket closed (a reload, a log-out): the list shows the job's last state.
+      }
+    })();
+    return () => sub.dispose();
+  }, [initial.id]);
+  return (
+    <div className="job">
+      <progress max={100} value={job.progress} aria-label={`${job.type} progress`} />
+      <span className="job-step">
+        {job.status === 'FAILED' ? `failed: ${job.error ?? 'see the log'}` : job.status === 'COMPLETED' ? 'done' : job.status === 'CANCELLED' ? 'cancelled' : job.cancelRequestedAt ? 'cancelling…' : `${job.progress}% ${job.step ?? 'waiting for a worker'}`}
+      </span>
+      {job.logs.length > 0 && (
+        <details>
+          <summary>Log</summary>
+          <pre>{job.logs.join('\n')}</pre>
+        </details>
+      )}
+    </div>
+  );
+}
+

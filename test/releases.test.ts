@@ -448,7 +448,7 @@ describe('sites on a release: created on a bench, updated, rolled back', () => {
 
   it('installs, disables, enables and removes an app of the release, each a job; an app without an uninstall script stays', async () => {
     const notes = await createSource(owner, tenant.id, 'builtin:notes', 'v2.0.0');
-    const crm = await createSource(owner, tenant.id, 'builtin:crm', 'v2.0.0');
+    const crm = await createSource(owner, tenant.id, 'builtin:crm', 'v1.0.0');
     const g = await createGroup(owner, tenant.id, 'office', [notes, crm]);
     const c = await build(g);
     expect((await deploy(c.id)).status).toBe('ACTIVE');
@@ -460,14 +460,25 @@ describe('sites on a release: created on a bench, updated, rolled back', () => {
     const change = async (change: string, app: string) => jobDone(owner, (await owner.gql.ok(`mutation($s: ID!, $a: String!) { ${change}SiteApp(siteId: $s, app: $a) { id } }`, { s: s.id, a: app }))[`${change}SiteApp`].id);
     expect((await change('install', 'crm')).status).toBe('COMPLETED');
     s = await siteNode(s.id);
-    expect(s.modules.map((m: any) => `${m.name} ${m.status} ${m.version}`)).toEqual(['crm ENABLED 2.0.0', 'notes ENABLED 2.0.0']);
+    expect(s.modules.map((m: any) => `${m.name} ${m.status} ${m.version}`)).toEqual(['crm ENABLED 1.0.0', 'notes ENABLED 2.0.0']);
     const office = new pg.Client({ host: s.connection.host, port: s.connection.port, database: s.connection.database, user: s.connection.user, password: r.password });
     await office.connect();
     try {
-      await office.query(`insert into contacts (name) values ('Ada')`);
+      await office.query(`insert into contacts (name, email) values ('Ada', ' Ada@Example.COM ')`);
       expect((await change('disable', 'crm')).status).toBe('COMPLETED');
       expect((await siteNode(s.id)).modules[0].status).toBe('DISABLED');
       expect((await change('enable', 'crm')).status).toBe('COMPLETED');
+      // One app's update: the group's next release changes crm only.
+      await owner.gql.ok(`mutation($g: ID!, $apps: [ID!]) { updateReleaseGroup(groupId: $g, input: { apps: $apps }) { id } }`, { g, apps: [notes, await createSource(owner, tenant.id, 'builtin:crm', 'v2.0.0')] });
+      const c2 = await build(g);
+      expect((await deploy(c2.id)).status).toBe('ACTIVE');
+      const UPDATE_ONE = `mutation($s: ID!, $a: String) { updateSite(siteId: $s, app: $a) { id } }`;
+      const wrong = await owner.gql.request(UPDATE_ONE, { s: s.id, a: 'notes' });
+      expect(wrong.errors?.[0]).toMatchObject({ message: 'the newer bench changes other apps too (crm 1.0.0 → 2.0.0): update the whole site', extensions: { field: 'app' } });
+      expect((await jobDone(owner, (await owner.gql.ok(UPDATE_ONE, { s: s.id, a: 'crm' })).updateSite.id)).status).toBe('COMPLETED');
+      s = await siteNode(s.id);
+      expect(s.modules.map((m: any) => `${m.name} ${m.status} ${m.version}`)).toEqual(['crm ENABLED 2.0.0', 'notes ENABLED 2.0.0']);
+      expect((await office.query(`select email from contacts`)).rows).toEqual([{ email: 'ada@example.com' }]);
       expect((await change('remove', 'crm')).status).toBe('COMPLETED');
       s = await siteNode(s.id);
       expect(s.modules.map((m: any) => m.name)).toEqual(['notes']);

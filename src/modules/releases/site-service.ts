@@ -69,9 +69,11 @@ export function changeSiteApp(ctx: Context, tenantId: string, siteId: string, na
 
 /**
  * Moves a HEALTHY site to another ACTIVE bench of its release group (by default the group's latest): UPDATING, a
- * backup row (kept like any backup, taken by the job first) and the job.
+ * backup row (kept like any backup, taken by the job first) and the job. With `only`, one app's update: refused
+ * unless that app is the only one the newer bench changes (the job then migrates it alone; the others have nothing
+ * pending).
  */
-export function updateSite(ctx: Context, tenantId: string, siteId: string, bench?: { tenantId: string; id: string }) {
+export function updateSite(ctx: Context, tenantId: string, siteId: string, bench?: { tenantId: string; id: string }, only?: string) {
   return audited(ctx, { tenantId, action: 'updateSite', targetType: 'Site', targetId: siteId }, async () => {
     await requirePermission(ctx, tenantId, 'sites:write');
     await requirePermission(ctx, tenantId, 'backups:write');
@@ -81,13 +83,22 @@ export function updateSite(ctx: Context, tenantId: string, siteId: string, bench
         ? { tenantId: bench.tenantId, id: bench.id }
         : { tenantId: site.benchTenantId, groupId: site.bench.groupId, clusterId: site.bench.clusterId, status: 'ACTIVE' },
       orderBy: [{ activatedAt: 'desc' }, { createdAt: 'desc' }],
-      select: { tenantId: true, id: true, status: true, groupId: true, clusterId: true },
+      select: { tenantId: true, id: true, status: true, groupId: true, clusterId: true, candidate: { select: { apps: true } } },
     });
     if (!target) throw badInput('bench', bench ? 'no such bench' : 'the release group has no ACTIVE bench');
     if (target.status !== 'ACTIVE') throw badInput('bench', `the bench is ${target.status}: a site moves to an ACTIVE bench`);
     if (target.tenantId !== site.benchTenantId || target.groupId !== site.bench.groupId) throw badInput('bench', "the bench is not of the site's release group");
     if (target.clusterId !== site.bench.clusterId) throw badInput('bench', 'the bench is in another cluster than the site');
     if (target.id === site.benchId) throw badInput('bench', 'the site already runs this bench');
+    if (only) {
+      // One app's update: the newer bench may change that app only; the others stay at the versions they have.
+      const installed = await ctx.db.siteApp.findMany({ where: { tenantId, siteId }, select: { name: true, version: true } });
+      if (!installed.some((m) => m.name === only)) throw badInput('app', `the site has no app ${only}`);
+      const offered = new Map((target.candidate.apps as Array<{ name: string; version: string }>).map((a) => [a.name, a.version]));
+      const others = installed.filter((m) => m.name !== only && offered.get(m.name) !== m.version).map((m) => `${m.name} ${m.version ?? '—'} → ${offered.get(m.name) ?? 'absent'}`);
+      if (others.length) throw badInput('app', `the newer bench changes other apps too (${others.join(', ')}): update the whole site`);
+      if (offered.get(only) === installed.find((m) => m.name === only)!.version) throw badInput('app', `${only} is already at ${offered.get(only)} on that bench`);
+    }
     assertTransition(site.status, 'UPDATING', 'update');
     await ctx.db.site.updateMany({ where: { tenantId, id: siteId }, data: { status: 'UPDATING', updatedAt: new Date() } }).catch((e) => translateDatabaseError(e, { field: 'siteId' }));
     const backupId = crypto.randomUUID();
@@ -102,7 +113,7 @@ export function updateSite(ctx: Context, tenantId: string, siteId: string, bench
       },
     });
     const job = await enqueueTrackedJob(ctx, 'site-update', { tenantId, siteId, args: { siteId, benchTenantId: target.tenantId, benchId: target.id, backupId } });
-    await recordAudit(ctx, { tenantId, action: 'updateSite', targetType: 'Site', targetId: siteId, details: { from: site.benchId, to: target.id, backupId, job: job.id } });
+    await recordAudit(ctx, { tenantId, action: 'updateSite', targetType: 'Site', targetId: siteId, details: { from: site.benchId, to: target.id, backupId, job: job.id, ...(only ? { app: only } : {}) } });
     return job;
   });
 }

@@ -432,11 +432,15 @@ builder.mutationFields((t) => ({
     extensions: { permission: 'sites:write' },
     description:
       "Moves a HEALTHY site to another ACTIVE bench of its release group (its latest by default), as a job: a backup first, every app's new migrations and health checks in one transaction, and on any failure the backup restored and the reason recorded — the site ends as it was.",
-    args: { siteId: t.arg.id({ required: true }), bench: t.arg.id({ description: 'A Bench id; the group\'s latest ACTIVE bench when omitted.' }) },
+    args: {
+      siteId: t.arg.id({ required: true }),
+      bench: t.arg.id({ description: 'A Bench id; the group\'s latest ACTIVE bench when omitted.' }),
+      app: t.arg.string({ description: 'Update this one app only: refused unless it is the only app the newer bench changes.' }),
+    },
     resolve: async (query, _root, args, ctx) => {
       const { tenantId, id } = scoped('Site', 'siteId')(args.siteId);
       const bench = args.bench ? scoped('Bench', 'bench')(args.bench) : undefined;
-      const job = await updateSite(ctx, tenantId, id, bench);
+      const job = await updateSite(ctx, tenantId, id, bench, args.app ?? undefined);
       return ctx.db.job.findUniqueOrThrow({ ...query, where: { tenantId_id: { tenantId, id: job.id } } });
     },
   }),

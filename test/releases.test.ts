@@ -446,6 +446,29 @@ describe('sites on a release: created on a bench, updated, rolled back', () => {
     expect((await client.query(`select migration from tenantplane_app_migrations where app = 'todo' order by migration`)).rows.map((r) => r.migration)).toEqual(['m/0001.sql', 'm/0002.sql']);
   });
 
+  it('keeps a bench while a site runs it; an unused one behind a newer ACTIVE bench is archived', async () => {
+    const BENCHES = `query($g: ID!) { node(id: $g) { ... on ReleaseGroup { benches { edges { node { id status } } } latestActiveBench { id } } } }`;
+    const before = (await owner.gql.ok(BENCHES, { g: group })).node;
+    expect(before.benches.edges.map((e: any) => e.node.status)).toEqual(['ACTIVE', 'ACTIVE', 'ACTIVE']);
+    const running = (await siteNode()).bench.id;
+    await db.query(`select app_private.insert_boss_job('bench-archive', '{}')`);
+    const after = await poll(
+      async () => {
+        const n = (await owner.gql.ok(BENCHES, { g: group })).node;
+        return n.benches.edges.some((e: any) => e.node.status === 'ARCHIVED') ? n : undefined;
+      },
+      20_000,
+      'a bench to be archived',
+    );
+    const status = Object.fromEntries(after.benches.edges.map((e: any) => [e.node.id, e.node.status]));
+    // v3's (the latest) and v2's (the site's) stay; v1's, unused, is archived.
+    expect(Object.values(status).sort()).toEqual(['ACTIVE', 'ACTIVE', 'ARCHIVED']);
+    expect(status[running]).toBe('ACTIVE');
+    expect(status[after.latestActiveBench.id]).toBe('ACTIVE');
+    // A bench a site runs cannot be deleted.
+    await expect(db.query(`delete from app_public.benches where id = $1`, [rowUuid(running)])).rejects.toThrow(/still runs sites/);
+  });
+
   it('installs, disables, enables and removes an app of the release, each a job; an app without an uninstall script stays', async () => {
     const notes = await createSource(owner, tenant.id, 'builtin:notes', 'v2.0.0');
     const crm = await createSource(owner, tenant.id, 'builtin:crm', 'v1.0.0');

@@ -41,6 +41,7 @@ export const MAINTENANCE_QUEUES = {
   'site-measure-all': z.object({}),
   'site-drop-old-copies': z.object({}),
   'site-module-jobs': z.object({}),
+  'bench-archive': z.object({}),
   'upload-expire': z.object({}),
   'auth-event-expire': z.object({}),
   /** Cron sweeps every due tenant ({}); deleteTenant with no retention names its tenant. */

@@ -11,7 +11,7 @@ import { tenantPurgeQueue } from '../modules/tenants/purge.ts';
 import { tenantExportQueue } from '../modules/backups/export.ts';
 import { databaseServerCheckQueue, serverActivateQueue, storageCheckQueue } from '../modules/fleet/checks.ts';
 import { registryCheckQueue } from '../modules/releases/registries.ts';
-import { benchDeployQueue, deployCandidateBuildQueue } from '../modules/releases/jobs.ts';
+import { benchArchiveQueue, benchDeployQueue, deployCandidateBuildQueue } from '../modules/releases/jobs.ts';
 import { siteAppChangeQueue, siteModuleJobQueue, siteModuleJobsScheduleQueue, siteUpdateQueue } from '../modules/releases/site-modules.ts';
 import { backupDeleteObjectsQueue, backupExpireQueue, siteBackupQueue, siteBackupScheduleQueue, siteRestoreQueue } from '../modules/backups/jobs.ts';
 
@@ -42,6 +42,7 @@ export const QUEUES: QueueDefinition[] = [
   registryCheckQueue,
   deployCandidateBuildQueue,
   benchDeployQueue,
+  benchArchiveQueue,
   siteAppChangeQueue,
   siteUpdateQueue,
   siteModuleJobQueue,

@@ -1,4 +1,4 @@
-import { tenantQueue } from '../../jobs/queue.ts';
+import { maintenanceQueue, tenantQueue } from '../../jobs/queue.ts';
 import type { WorkerServices } from '../../services.ts';
 import { isReachable } from '../fleet/app-servers.ts';
 import { PermanentJobError, type JobRun } from '../jobs/run.ts';
@@ -185,5 +185,31 @@ export const benchDeployQueue = tenantQueue({
   },
   async onCancelled(run) {
     await finishBench(run.services, run.tenantId, run.args.benchId, 'BROKEN', 'cancelled').catch(() => undefined);
+  },
+});
+
+/**
+ * `bench-archive` (every 15 minutes): a bench stays while sites run it (issue 11 §3). Once no live site uses it and
+ * a newer ACTIVE bench of its group exists in its cluster, it is ARCHIVED: no new site goes to it, updates leave it.
+ */
+export const benchArchiveQueue = maintenanceQueue({
+  name: 'bench-archive',
+  cron: '*/15 * * * *',
+  retryLimit: 1,
+  retryDelay: 60,
+  retryBackoff: false,
+  expireInSeconds: 300,
+  async run(services, _data, job) {
+    const { rows } = await services.ownerPool.query<{ tenant_id: string; id: string }>(
+      `update app_public.benches b set status = 'ARCHIVED', updated_at = now()
+        where b.status in ('ACTIVE', 'BROKEN')
+          and not exists (select 1 from app_public.sites s where s.bench_tenant_id = b.tenant_id and s.bench_id = b.id and s.status <> 'DELETED')
+          and exists (select 1 from app_public.benches n
+                       where n.tenant_id = b.tenant_id and n.group_id = b.group_id and n.cluster_id = b.cluster_id and n.status = 'ACTIVE'
+                         and n.activated_at > coalesce(b.activated_at, b.created_at))
+        returning b.tenant_id::text, b.id::text`,
+    );
+    if (rows.length) job.log.info({ benches: rows.map((r) => r.id) }, 'benches archived');
+    return { archived: rows.length };
   },
 });

@@ -99,6 +99,8 @@ const Env = z.object({
   RELEASES_DIR: z.string().optional(),
   /** Folders whose git repositories app sources may name as file:///… (comma-separated absolute paths); none by default. */
   APP_SOURCE_FILE_ROOTS: z.string().optional(),
+  /** https hosts app sources may fetch from although they are (or resolve to) loopback or private addresses: comma-separated names. */
+  APP_SOURCE_ALLOWED_HOSTS: z.string().optional(),
   /** A bench whose app servers have not all reported their pull within this long is BROKEN. */
   BENCH_DEPLOY_TIMEOUT_SECONDS: z.coerce.number().int().min(5).max(86400).default(300),
   /** How often an app server looks for benches to pull. */
@@ -218,6 +220,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     sites: { baseDomain: e.BASE_DOMAIN, retentionDays: e.SITE_RETENTION_DAYS, database: e.SITES_DATABASE, measureCron: e.SITE_MEASURE_CRON, moveGraceSeconds: e.SITE_MOVE_GRACE_SECONDS },
     releases: {
       dir: path.resolve(e.RELEASES_DIR ?? path.join(e.DATA_DIR, 'releases')),
+      allowedHosts: (e.APP_SOURCE_ALLOWED_HOSTS ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean),
       fileRoots: (e.APP_SOURCE_FILE_ROOTS ?? '').split(',').map((r) => r.trim()).filter(Boolean).map((r) => path.resolve(r)),
       benchDeployTimeoutSeconds: e.BENCH_DEPLOY_TIMEOUT_SECONDS,
       benchPullPollSeconds: e.BENCH_PULL_POLL_SECONDS,

@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import dns from 'node:dns/promises';
+import ipaddr from 'ipaddr.js';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app.ts';
@@ -173,6 +175,11 @@ describe('app sources and release groups', () => {
       ['ssh://git@example.com/x.git', 'not supported'],
       ['https://user:pw@example.com/x.git', 'credentials'],
       ['builtin:Not_An_App', 'builtin:<app name>'],
+      ['https://127.0.0.1/x.git', 'APP_SOURCE_ALLOWED_HOSTS'],
+      ['https://[::1]/x.git', 'APP_SOURCE_ALLOWED_HOSTS'],
+      ['https://10.0.0.7/x.git', 'APP_SOURCE_ALLOWED_HOSTS'],
+      ['https://169.254.169.254/x.git', 'APP_SOURCE_ALLOWED_HOSTS'],
+      ['https://localhost/x.git', 'APP_SOURCE_ALLOWED_HOSTS'],
     ] as const) {
       const r = await owner.gql.request(CREATE, { i: { tenantId: tenant.id, repositoryUrl: url, branch: 'main', version: 'v1.0.0' } });
       expect(r.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'repositoryUrl' });
@@ -236,6 +243,23 @@ describe('deploy candidates and benches', () => {
     expect(c.manifestDigest).toBeNull();
     expect(c.job.status).toBe('FAILED');
     expect(c.job.logs.join('\n')).toContain('ERROR');
+  });
+
+  it('fails the build when an https host resolves to a loopback address (checked again on the worker, at fetch time)', async () => {
+    // A name (not a literal address, so the request lets it through) that this machine resolves to a non-public
+    // address: /etc/hosts' ip6-localhost, or the host's own name.
+    let name: string | undefined;
+    for (const candidate of ['ip6-localhost', 'ip6-loopback', os.hostname()]) {
+      const found = await dns.lookup(candidate, { all: true }).catch(() => []);
+      if (found.length && found.every((a) => ipaddr.process(a.address).range() !== 'unicast')) {
+        name = candidate;
+        break;
+      }
+    }
+    expect(name, 'no host name on this machine resolves to a loopback or private address').toBeTruthy();
+    const c = await build(await createGroup(owner, tenant.id, 'ssrf', [await createSource(owner, tenant.id, `https://${name}/x.git`, 'v1.0.0')]));
+    expect(c.status).toBe('FAILURE');
+    expect(c.error).toContain('is a loopback, private or link-local address');
   });
 
   it('fails the build readably when a version is not in the repository', async () => {

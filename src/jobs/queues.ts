@@ -24,7 +24,11 @@ export const TENANT_QUEUES = {
   'site-restore': { permissions: ['sites:operate'], args: z.strictObject({ siteId: uuid, backupId: uuid, previousStatus: z.enum(['HEALTHY', 'SOFT_DELETED']) }) },
   'deploy-candidate-build': { permissions: ['sites:write'], args: z.strictObject({ candidateId: uuid }) },
   'bench-deploy': { permissions: ['sites:write'], args: z.strictObject({ benchId: uuid }) },
-  'site-app-change': { permissions: ['sites:write'], args: z.strictObject({ siteId: uuid, app: z.string().regex(/^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/), change: z.enum(['install', 'enable', 'disable', 'remove']) }) },
+  /** `from`: the app's state before the change, where a failed change puts it back. */
+  'site-app-change': {
+    permissions: ['sites:write'],
+    args: z.strictObject({ siteId: uuid, app: z.string().regex(/^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/), change: z.enum(['install', 'enable', 'disable', 'remove']), from: z.enum(['REGISTERED', 'ENABLED', 'DISABLED']) }),
+  },
   /** The bench may be another tenant's (a public group's): its tenant travels with it. */
   'site-update': { permissions: ['sites:write'], args: z.strictObject({ siteId: uuid, benchTenantId: uuid, benchId: uuid, backupId: uuid }) },
   /** A module job (sql/0038): enqueued by app.enqueue_module_job only, which sets its module, priority and schedule. */

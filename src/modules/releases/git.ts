@@ -29,7 +29,8 @@ export class AppSourceError extends Error {}
  * commands) refused, a time limit.
  */
 export async function git(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}) {
-  const { stdout } = await run('git', ['-c', 'protocol.ext.allow=never', '-c', 'core.hooksPath=/dev/null', ...args], {
+  // No redirects: a public URL must not forward the worker to an address the source check refused.
+  const { stdout } = await run('git', ['-c', 'protocol.ext.allow=never', '-c', 'core.hooksPath=/dev/null', '-c', 'http.followRedirects=false', ...args], {
     timeout: opts.timeoutMs ?? 60_000,
     maxBuffer: 64 * 1024 * 1024,
     env: { PATH: process.env.PATH, HOME: os.tmpdir(), GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', LANG: 'C', ...opts.env },

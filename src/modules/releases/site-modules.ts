@@ -93,7 +93,6 @@ export async function installReleaseApps(run: JobRun<unknown>, site: { id: strin
   return release;
 }
 
-type Change = 'install' | 'enable' | 'disable' | 'remove';
 
 const appRow = (run: JobRun<unknown>, siteId: string, name: string) =>
   run.withDb((tx) => tx.siteApp.findUnique({ where: { tenantId_siteId_name: { tenantId: run.tenantId, siteId, name } } }));
@@ -102,8 +101,6 @@ async function setAppStatus(run: JobRun<unknown>, siteId: string, name: string, 
   await run.withDb((tx) => tx.siteApp.updateMany({ where: { tenantId: run.tenantId, siteId, name }, data: { status, error, updatedAt: new Date() } }));
 }
 
-/** Where a change's transitional state goes back to when it fails. */
-const BACK: Record<Change, SiteAppStatus> = { install: 'REGISTERED', enable: 'DISABLED', disable: 'ENABLED', remove: 'ENABLED' };
 
 export const siteAppChangeQueue = tenantQueue({
   name: 'site-app-change',
@@ -140,7 +137,7 @@ export const siteAppChangeQueue = tenantQueue({
       return { app: name, version: bundle!.manifest.version };
     }
     if (change === 'enable' || change === 'disable') {
-      // A disabled app keeps its tables and data; its module jobs do not run and an update skips its health check.
+      // A disabled app keeps its tables and data; its module jobs do not run (an update still migrates it).
       await setAppStatus(run, siteId, name, change === 'enable' ? 'ENABLED' : 'DISABLED');
       return { app: name, status: change === 'enable' ? 'ENABLED' : 'DISABLED' };
     }
@@ -158,10 +155,11 @@ export const siteAppChangeQueue = tenantQueue({
     return { app: name, removed: true };
   },
   async onFailed(run, error) {
-    await setAppStatus(run, run.args.siteId, run.args.app, BACK[run.args.change], error).catch(() => undefined);
+    // Back where it was before the change (a failed removal leaves a disabled app disabled).
+    await setAppStatus(run, run.args.siteId, run.args.app, run.args.from, error).catch(() => undefined);
   },
   async onCancelled(run) {
-    await setAppStatus(run, run.args.siteId, run.args.app, BACK[run.args.change], 'cancelled').catch(() => undefined);
+    await setAppStatus(run, run.args.siteId, run.args.app, run.args.from, 'cancelled').catch(() => undefined);
   },
 });
 

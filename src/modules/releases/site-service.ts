@@ -58,7 +58,7 @@ export function changeSiteApp(ctx: Context, tenantId: string, siteId: string, na
     const current = existing?.status ?? 'REGISTERED';
     if (!move.from.includes(current)) throw badInput('app', `${name} is ${current}: it cannot be ${change === 'remove' ? 'removed' : `${change}d`} now`);
     // enable/disable are instant (a state the module jobs read); install and remove change the site's schema.
-    const job = await enqueueTrackedJob(ctx, 'site-app-change', { tenantId, siteId, args: { siteId, app: name, change } });
+    const job = await enqueueTrackedJob(ctx, 'site-app-change', { tenantId, siteId, args: { siteId, app: name, change, from: current as 'REGISTERED' | 'ENABLED' | 'DISABLED' } });
     await ctx.db.siteApp
       .updateMany({ where: { tenantId, siteId, name }, data: { status: change === 'enable' || change === 'disable' ? current : move.to, jobId: job.id, error: null, updatedAt: new Date() } })
       .catch((e) => translateDatabaseError(e, { field: 'app' }));
